@@ -1,0 +1,62 @@
+"""The ``posefix-bench`` command line.
+
+Each command is a module in :mod:`posefix_bench.commands` exposing ``HELP`` (one line), ``add_arguments(parser)``
+and ``run(args) -> int``. Command modules import their heavy dependencies inside ``run`` so ``--help`` is fast.
+A :class:`~posefix_bench.errors.PosefixError` becomes one line on stderr and exit status 2; nothing else here
+catches exceptions, so a bug still shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from posefix_bench import __version__
+from posefix_bench.errors import PosefixError
+
+# the order commands are listed in; modules not named here follow alphabetically
+ORDER = (
+    "bench", "sandbox", "sources", "estimate", "synthesize", "train", "refine", "video", "evaluate", "diagnose",
+    "profile", "throughput",
+)  # fmt: skip
+
+
+def _command_modules() -> list[str]:
+    import posefix_bench.commands as pkg
+
+    names = [m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")]
+    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="posefix-bench",
+        description="Benchmark and ablation suite for PoseFix-style human pose refinement.",
+    )
+    parser.add_argument("--version", action="version", version=f"posefix-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _command_modules():
+        mod = importlib.import_module(f"posefix_bench.commands.{name}")
+        p = sub.add_parser(name, help=mod.HELP, description=(mod.__doc__ or mod.HELP).strip())
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except PosefixError as e:
+        print(f"posefix-bench {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"posefix-bench {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

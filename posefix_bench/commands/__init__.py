@@ -1,0 +1,1 @@
+"""One module per ``posefix-bench`` command (see :mod:`posefix_bench.cli`)."""

@@ -1,0 +1,47 @@
+"""COCO keypoint AP/AR of a results file against a COCO ground truth, with pycocotools.
+
+Prints the ten ``COCOeval.stats`` numbers as a table and, with ``--out DIR``, writes them to ``DIR/metrics.json``
+under the keys AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from posefix_bench.structures.results import ABSENT_POLICIES, DEFAULT_ABSENT_POLICY
+
+HELP = "COCO keypoint AP/AR of a results file (pycocotools)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gt", type=Path, required=True, help="COCO keypoint annotation file")
+    p.add_argument("--results", type=Path, required=True, help="COCO keypoint results file")
+    p.add_argument("--out", type=Path, help="directory for metrics.json")
+    p.add_argument(
+        "--absent-policy", choices=ABSENT_POLICIES, default=DEFAULT_ABSENT_POLICY,
+        help="'absent': keypoints with zero confidence or at exactly (0, 0) are not predicted (KS 0); "
+        "'pycocotools': every keypoint counts as predicted (default: %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from posefix_bench.evaluation.coco_eval import METRIC_KEYS, evaluate
+    from posefix_bench.reporting.tables import text_table
+    from posefix_bench.structures.coco import CocoDataset
+    from posefix_bench.structures.io import atomic_write_json
+    from posefix_bench.structures.results import load_results
+
+    gt = CocoDataset(args.gt)
+    results = load_results(args.results, gt)
+    record = evaluate(gt, results, absent_policy=args.absent_policy)
+    m = record["metrics"]
+    print(text_table(["metric", "value"], [[k, m[k]] for k in METRIC_KEYS]))
+    print(
+        f"{record['num_results']} results on {record['num_images']} images, {record['num_gt_persons']} ground-truth "
+        f"persons; {record['absent_keypoints']} absent keypoints (policy: {record['absent_policy']})"
+    )
+    if args.out:
+        path = atomic_write_json(args.out / "metrics.json", m)
+        print(f"wrote {path}")
+    return 0
