@@ -1,0 +1,1 @@
+"""Layer 5: training, refinement, throughput harness, sandbox data generator, video mode."""
