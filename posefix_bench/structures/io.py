@@ -20,6 +20,15 @@ __all__ = ["read_json", "atomic_write_bytes", "atomic_write_text", "atomic_write
            "to_jsonable"]
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     """Parse a JSON file; a missing, unreadable or malformed file raises a one-line :class:`PosefixError`."""
     p = Path(path)
@@ -48,6 +57,7 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> 
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".tmp{p.suffix}", dir=p.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the permissions open() would
     try:
         write(tmp)
         with open(tmp, "rb+") as f:

@@ -121,3 +121,12 @@ def test_absent_policy():
     np.testing.assert_array_equal(absent_mask(kp, "pycocotools"), [[False] * 4])
     with pytest.raises(PosefixError, match="unknown absent-keypoint policy"):
         absent_mask(kp, "weird")
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    from posefix_bench.structures.io import atomic_write_text
+
+    p = atomic_write_text(tmp_path / "x.txt", "hi")
+    q = tmp_path / "y.txt"
+    q.write_text("hi")
+    assert (p.stat().st_mode & 0o777) == (q.stat().st_mode & 0o777)

@@ -1,0 +1,109 @@
+"""Error diagnosis of a keypoint results file (Ronchi & Perona, ICCV 2017), optionally before/after refinement.
+
+Matches the results to the ground truth as COCOeval does (at OKS 0.1), classifies every matched labelled keypoint
+as good / jitter / inversion / swap / miss (or absent: not predicted), breaks the counts down per keypoint, body-part
+group, visibility flag, estimator-confidence bin and person size, and measures the AP after correcting each error
+type. With --refined (the refiner's output, one-to-one with --results), the same for the refined results plus the
+transition table (what refinement fixed and what it broke) and AP before/after.
+
+Writes DIR/diagnosis.json and the plots error_types.png, ap_impact.png, keypoint_errors.png and confidence_bins.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from posefix_bench.evaluation.diagnosis import DEFAULT_CONF_BINS
+from posefix_bench.structures.results import ABSENT_POLICIES, DEFAULT_ABSENT_POLICY
+
+HELP = "which keypoint errors results make (jitter/inversion/swap/miss) and what a refiner fixed or broke"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gt", type=Path, required=True, help="COCO keypoint annotation file")
+    p.add_argument("--results", type=Path, required=True, help="COCO keypoint results file (the estimator's)")
+    p.add_argument("--refined", type=Path, help="refined results, one-to-one with --results in the same order")
+    p.add_argument("--out", type=Path, required=True, help="output directory (diagnosis.json and PNG plots)")
+    p.add_argument(
+        "--absent-policy", choices=ABSENT_POLICIES, default=DEFAULT_ABSENT_POLICY,
+        help="'absent': keypoints with zero confidence or at exactly (0, 0) are not predicted (their own class); "
+        "'pycocotools': every keypoint counts as predicted (default: %(default)s)",
+    )
+    p.add_argument("--conf-bins", default=",".join(f"{e:g}" for e in DEFAULT_CONF_BINS),
+                   help="comma-separated keypoint-confidence bin edges; the last bin is open-ended "
+                   "(default: %(default)s)")
+    p.add_argument("--no-ap-impact", action="store_true", help="skip the AP-impact evaluations (faster)")
+    p.add_argument("--no-plots", action="store_true", help="write diagnosis.json only")
+
+
+def parse_conf_bins(text: str) -> tuple[float, ...]:
+    from posefix_bench.errors import PosefixError
+    from posefix_bench.evaluation.diagnosis import check_conf_bins
+
+    try:
+        edges = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise PosefixError(f"--conf-bins {text!r}: not a comma-separated list of numbers") from None
+    return check_conf_bins(edges)
+
+
+def check_out_dir(path: Path) -> None:
+    from posefix_bench.errors import file_error
+
+    if path.exists() and not path.is_dir():
+        raise file_error(path, "exists and is not a directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    from posefix_bench.evaluation.diagnosis import check_pairing, diagnose
+    from posefix_bench.progress import tqdm_progress
+    from posefix_bench.reporting.diagnosis_plots import diagnosis_figures, write_diagnosis_plots
+    from posefix_bench.structures.coco import CocoDataset
+    from posefix_bench.structures.io import atomic_write_json
+    from posefix_bench.structures.results import load_results
+
+    edges = parse_conf_bins(args.conf_bins)
+    check_out_dir(args.out)
+    gt = CocoDataset(args.gt)
+    results = load_results(args.results, gt)
+    refined = None
+    if args.refined is not None:
+        refined = load_results(args.refined, gt)
+        check_pairing(results, refined, source=str(args.refined))
+    timings: dict = {}
+    diag = diagnose(gt, results, refined, absent_policy=args.absent_policy, conf_bins=edges,
+                    ap_impact=not args.no_ap_impact, timings=timings, progress=tqdm_progress)
+    diag["inputs"] = {"gt": str(args.gt), "results": str(args.results),
+                      "refined": None if args.refined is None else str(args.refined)}
+    figures = {} if args.no_plots else diagnosis_figures(diag)  # everything computed before anything is written
+    paths = [atomic_write_json(args.out / "diagnosis.json", diag)]
+    paths += write_diagnosis_plots(diag, args.out, figures) if figures else []
+    print(summary_text(diag, timings))
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def summary_text(diag: dict, timings: dict) -> str:
+    """The command's printed summary: class counts (input and refined), AP, AP impact, fixed/broken, timings."""
+    from posefix_bench.reporting.tables import text_table
+
+    runs = [("input", diag)] + ([("refined", diag["refined"])] if "refined" in diag else [])
+    headers = ["class"] + [h for name, rec in runs for h in (name + (" (untrained)" if rec["untrained"] else ""), "%")]
+    rows = [[c] + [v for _, rec in runs for v in (rec["counts"][c], rec["fractions"][c])] for c in diag["classes"]]
+    rows.append(["AP"] + [v for _, rec in runs for v in (rec["ap"]["AP"], None)])
+    lines = [text_table(headers, rows)]
+    for name, rec in runs:
+        lines.append(f"{name}: {rec['matched_detections']} of {rec['num_results']} detections matched "
+                     f"(OKS >= {diag['oks_thr']:g}), {rec['keypoints']} keypoints, "
+                     f"{rec['matched_persons']} of {rec['gt_persons']} persons found")
+        if rec["ap_impact"]:
+            lines.append(f"{name} AP impact: " + ", ".join(
+                f"{k} {v['delta_AP']:+.3f}" for k, v in rec["ap_impact"].items() if v["delta_AP"] is not None))
+    if "transitions" in diag:
+        t = diag["transitions"]
+        lines.append(f"refinement: fixed {t['fixed_total']}, broke {t['broken']['broken']} of {t['keypoints']} "
+                     f"keypoints ({t['excluded']['detections']} detections excluded: their match changed)")
+    lines.append("time: " + ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in timings.items()))
+    return "\n".join(lines)
