@@ -41,6 +41,7 @@ __all__ = [
     "classify_ks",
     "labelled_counts",
     "overlap_counts",
+    "overlap_matrix",
     "V_BINS", "O_BINS", "v_bin", "o_bin",
 ]
 
@@ -92,6 +93,25 @@ def labelled_counts(gt_keypoints: np.ndarray) -> np.ndarray:
     return (np.asarray(gt_keypoints)[..., 2] > 0).sum(axis=-1)
 
 
+def overlap_matrix(boxes: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Which persons' boxes intersect (positive intersection area), for one image or a padded batch of images.
+
+    Args:
+        boxes: (..., G, 4) x, y, w, h.
+        valid: (..., G) bool, persons that count (e.g. non-crowd with keypoints); default all.
+
+    Returns:
+        (..., G, G) bool, ``[a, b]`` True when b is valid, b != a and their boxes intersect.
+    """
+    b = np.asarray(boxes, dtype=np.float64)
+    v = np.ones(b.shape[:-1], bool) if valid is None else np.asarray(valid, bool)
+    x0, y0, x1, y1 = b[..., 0], b[..., 1], b[..., 0] + b[..., 2], b[..., 1] + b[..., 3]
+    iw = np.minimum(x1[..., :, None], x1[..., None, :]) - np.maximum(x0[..., :, None], x0[..., None, :])
+    ih = np.minimum(y1[..., :, None], y1[..., None, :]) - np.maximum(y0[..., :, None], y0[..., None, :])
+    inter = (iw > 0) & (ih > 0) & v[..., None, :]
+    return inter & ~np.eye(b.shape[-2], dtype=bool)
+
+
 def overlap_counts(boxes: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """Number of other persons whose box intersects each person's box (positive intersection area).
 
@@ -103,13 +123,8 @@ def overlap_counts(boxes: np.ndarray, valid: np.ndarray | None = None) -> np.nda
         (G,) int64 O for every person (invalid persons are counted for nobody but get their own count).
     """
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    v = np.ones(len(b), bool) if valid is None else np.asarray(valid, bool)
-    x0, y0, x1, y1 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None])
-    ih = np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None])
-    inter = (iw > 0) & (ih > 0) & v[None, :]
-    np.fill_diagonal(inter, False)
-    return inter.sum(axis=1).astype(np.int64)
+    v = None if valid is None else np.asarray(valid, bool).reshape(-1)
+    return overlap_matrix(b, v).sum(axis=1).astype(np.int64)
 
 
 def v_bin(v: np.ndarray) -> np.ndarray:
