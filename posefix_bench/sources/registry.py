@@ -1,0 +1,125 @@
+"""The registry of upstream sources (timm-like: one ``get_source`` over a small table of factories).
+
+Built in: ``mediapipe`` (the pretrained BlazePose that ships inside the mediapipe wheel), ``results-file`` (any
+estimator's COCO results JSON, PoseFix's original use), ``synthetic`` (Ronchi-Perona synthesis from the ground
+truth) and one ``mmpose`` source per estimator card in ``estimators/`` (``$POSEFIX_ESTIMATORS``), discovered each
+time the registry is asked so that a new card needs no code. Other layers add theirs with
+:func:`register_source` (e.g. the refiner's ``RefinedSource``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+from posefix_bench.errors import PosefixError
+from posefix_bench.sources.base import Source, SourceInfo
+from posefix_bench.structures.schema import COCO17
+
+__all__ = ["register_source", "unregister_source", "get_source", "list_sources", "source_names"]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    factory: Callable[..., Source]
+    info: SourceInfo | None
+    signature: Callable | None = None  # what the options are checked against (default: the factory)
+
+
+def _check_options(name: str, target: Callable, options: dict) -> None:
+    """A wrong option name is a one-line error, not a TypeError from deep inside a constructor."""
+    sig = inspect.signature(target)
+    params = list(sig.parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    known = [p.name for p in params if p.kind in kinds and p.name not in ("self", "card")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise PosefixError(f"source {name!r}: unknown option {unknown[0]!r} (options: {', '.join(known) or 'none'})")
+
+
+_REGISTERED: dict[str, _Entry] = {}
+
+
+def register_source(name: str, factory: Callable[..., Source], info: SourceInfo | None = None,
+                    replace: bool = False) -> None:
+    """Add a source: ``factory(**options)`` builds it; ``info`` (optional) describes it without building it."""
+    if not name or not isinstance(name, str):
+        raise PosefixError(f"source name must be a non-empty string, got {name!r}")
+    if name in _builtin_entries() and not replace:
+        raise PosefixError(f"source {name!r} is built in; pass replace=True to shadow it")
+    if name in _REGISTERED and not replace:
+        raise PosefixError(f"source {name!r} is already registered")
+    _REGISTERED[name] = _Entry(factory, info)
+
+
+def unregister_source(name: str) -> None:
+    _REGISTERED.pop(name, None)
+
+
+def _builtin_entries() -> dict[str, _Entry]:
+    from posefix_bench.sources.files import RESULTS_FILE_INFO, SYNTHETIC_INFO, ResultsFileSource, SyntheticSource
+    from posefix_bench.sources.mediapipe_source import MEDIAPIPE_INFO, MediapipeSource
+
+    return {
+        "mediapipe": _Entry(MediapipeSource, MEDIAPIPE_INFO),
+        "results-file": _Entry(ResultsFileSource, RESULTS_FILE_INFO),
+        "synthetic": _Entry(SyntheticSource, SYNTHETIC_INFO),
+    }
+
+
+def _card_entries() -> dict[str, _Entry]:
+    from posefix_bench.sources.cards import discover_cards
+
+    return {name: _card_entry(card) for name, card in discover_cards().items()}
+
+
+def _card_entry(card) -> _Entry:
+    from posefix_bench.sources.mmpose_source import MmposeSource  # numpy only at import; mmpose when built
+
+    info = SourceInfo(
+        name=card.name, kind="mmpose", family=card.family, schema=COCO17.name, input_size=card.input_size,
+        weights=card.checkpoint, trained=card.checkpoint is not None, published=card.published,
+        description=card.description,
+        extra={"mmpose_config": card.mmpose_config, "card": str(card.path), "trained_on": card.trained_on},
+    )
+    return _Entry(functools.partial(MmposeSource, card), info, MmposeSource)
+
+
+def _all_entries() -> dict[str, _Entry]:
+    entries = dict(_builtin_entries())
+    for name, entry in _card_entries().items():
+        if name in entries:
+            raise PosefixError(f"{entry.info.extra['card']}: card name {name!r} is a built-in source name")
+        entries[name] = entry
+    entries.update(_REGISTERED)
+    return entries
+
+
+def source_names() -> list[str]:
+    return list(_all_entries())
+
+
+def get_source(name: str, **options) -> Source:
+    """Build the source ``name`` with its options (e.g. ``checkpoint``, ``device``, ``batch_size``, ``untrained``
+    for mmpose cards; ``path`` for ``results-file``; ``mix``, ``seed`` for ``synthetic``).
+
+    An unknown name raises a one-line :class:`PosefixError` listing the known ones.
+    """
+    entries = _builtin_entries()
+    entry = _REGISTERED.get(name) or entries.get(name)
+    if entry is None:
+        entries = _all_entries()
+        entry = entries.get(name)
+    if entry is None:
+        raise PosefixError(f"unknown source {name!r} (known: {', '.join(entries)})")
+    _check_options(name, entry.signature or entry.factory, options)
+    return entry.factory(**options)
+
+
+def list_sources() -> list[SourceInfo]:
+    """Every source's info (mmpose sources from their cards, without building the models)."""
+    return [e.info if e.info is not None else e.factory().info for e in _all_entries().values()]

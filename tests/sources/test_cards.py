@@ -1,0 +1,108 @@
+"""Estimator cards: the zoo cards agree with mmpose's own metafiles, and bad cards are one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from posefix_bench.errors import PosefixError
+from posefix_bench.sources.cards import discover_cards, estimators_dir, load_card, mmpose_configs_dir
+
+RES50 = "body_2d_keypoint/topdown_heatmap/coco/td-hm_res50_8xb64-210e_coco-256x192.py"
+
+
+@pytest.fixture(scope="module")
+def cards():
+    return discover_cards()
+
+
+def _metafile_entry(mmpose_config: str) -> dict:
+    """The wheel's model-index entry (``*.yml`` beside the config) for a config."""
+    folder = (mmpose_configs_dir() / mmpose_config).parent
+    for yml in sorted(folder.glob("*.yml")):
+        for model in yaml.safe_load(yml.read_text()).get("Models", []):
+            if model.get("Config", "").endswith(mmpose_config):
+                return model
+    raise AssertionError(f"no metafile entry for {mmpose_config}")
+
+
+def test_required_families_are_carded(cards):
+    zoo = {c.mmpose_config.rsplit("/", 1)[-1] for c in cards.values() if not c.is_sandbox}
+    assert {"td-hm_res50_8xb64-210e_coco-256x192.py", "td-hm_hrnet-w32_8xb64-210e_coco-256x192.py",
+            "rtmpose-m_8xb256-420e_coco-256x192.py"} < zoo  # plus at least one more
+    assert len([c for c in cards.values() if c.is_sandbox]) == 2
+    assert len({c.family for c in cards.values() if c.is_sandbox}) == 2
+
+
+def test_zoo_cards_match_the_mmpose_metafiles(cards):
+    for card in cards.values():
+        if card.is_sandbox:
+            continue
+        entry = _metafile_entry(card.mmpose_config)
+        assert card.checkpoint == entry["Weights"], card.name
+        metrics = entry["Results"][0]["Metrics"]
+        for key, meta_key in (("AP", "AP"), ("AP50", "AP@0.5"), ("AP75", "AP@0.75"), ("AR", "AR")):
+            # the README tables (the cards' source) and the metafiles differ by up to 0.005 (HRNet-W32)
+            assert abs(card.published[key] - metrics[meta_key]) <= 0.005 + 1e-9, (card.name, key)
+        assert "56.4" in card.published["detector"] and card.published["source"].startswith("https://github.com/")
+        size = card.mmpose_config.rsplit("-", 1)[-1].removesuffix(".py")  # e.g. 256x192 (height x width)
+        assert f"{card.input_size[1]}x{card.input_size[0]}" == size
+
+
+def test_sandbox_cards_are_small_iteration_schedules(cards):
+    for card in cards.values():
+        if card.is_sandbox:
+            assert card.input_size == (48, 64)
+            assert card.config.train_cfg.by_epoch is False and card.config.train_cfg.max_iters > 0
+            assert card.config.model.backbone.init_cfg is None
+            assert card.path.parent.name == "sandbox"
+
+
+def _card(tmp_path: Path, base: str = RES50, body: str = "", **fields) -> Path:
+    meta = dict(name="test-card", family="SimpleBaseline", mmpose_config=RES50, input_size=(192, 256))
+    meta.update(fields)
+    items = ", ".join(f"{k}={v!r}" for k, v in meta.items())
+    text = f"_base_ = ['mmpose::{base}']\n{body}\ncard = dict({items})\n"
+    path = tmp_path / "card.py"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(base="body_2d_keypoint/topdown_heatmap/coco/nope.py",
+          mmpose_config="body_2d_keypoint/topdown_heatmap/coco/nope.py"), "not found in the installed mmpose"),
+    (dict(input_size=(48, 64)), "differs from the test pipeline"),
+    (dict(mmpose_config="body_2d_keypoint/rtmpose/coco/rtmpose-m_8xb256-420e_coco-256x192.py"), "_base_ must"),
+    (dict(body="model = dict(backbone=dict(depth=", name="x"), "not a valid Python config"),
+])
+def test_bad_cards_are_one_line_errors(tmp_path, kwargs, message):
+    path = _card(tmp_path, **kwargs)
+    with pytest.raises(PosefixError, match=message) as e:
+        load_card(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_card_without_card_dict_or_key(tmp_path):
+    path = tmp_path / "c.py"
+    path.write_text(f"_base_ = ['mmpose::{RES50}']\n")
+    with pytest.raises(PosefixError, match="not an estimator card"):
+        load_card(path)
+    path.write_text(f"_base_ = ['mmpose::{RES50}']\ncard = dict(name='x', family='y', mmpose_config='{RES50}')\n")
+    with pytest.raises(PosefixError, match="card lacks input_size"):
+        load_card(path)
+    with pytest.raises(PosefixError, match="not found"):
+        load_card(tmp_path / "missing.py")
+
+
+def test_estimators_folder_from_the_environment(tmp_path, monkeypatch):
+    _card(tmp_path)
+    monkeypatch.setenv("POSEFIX_ESTIMATORS", str(tmp_path))
+    assert estimators_dir() == tmp_path
+    found = discover_cards()
+    assert list(found) == ["test-card"] and found["test-card"].checkpoint is None
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "again.py").write_text((tmp_path / "card.py").read_text())
+    with pytest.raises(PosefixError, match="card name 'test-card' is also used"):
+        discover_cards()
