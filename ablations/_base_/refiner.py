@@ -34,7 +34,8 @@ train = dict(
     milestones=(90, 120),        # epochs
     gamma=0.1,
     weight_decay=0.0,
-    amp=True,                    # mixed precision on CUDA (fp16 + gradient scaling); CPU runs fp32
+    amp=True,                    # True: mixed precision on CUDA (bf16, else fp16 + loss scaling), fp32 on CPU;
+                                 # 'bf16': bf16 autocast on CPU too; False: fp32
     seed=0,
     device=None,                 # None: cuda when available (the torchrun process's local GPU), else cpu
     threads=None,                # torch CPU threads per process; None: cores / processes

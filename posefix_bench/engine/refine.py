@@ -129,6 +129,9 @@ class RefinePostProcessor:
         meta: provenance of an in-memory model (``trained`` etc.); without it such a model counts as untrained,
             so its outputs are marked (never mistaken for a trained refiner's).
         name: the ``refined_by`` value; default: the checkpoint's path (or ``refiner``).
+        precision: ``fp32``, or ``bf16`` autocast (about 1.5x faster on CPUs with bf16 matrix units; coordinates
+            differ from fp32 by a small fraction of a heatmap cell). Inference runs on a copy of the network with
+            BatchNorm folded into the convolutions (:func:`posefix_bench.models.fold_batchnorm`).
     """
 
     def __init__(
@@ -141,6 +144,7 @@ class RefinePostProcessor:
         absent_policy: str = DEFAULT_ABSENT_POLICY,
         meta: dict | None = None,
         name: str | None = None,
+        precision: str = "fp32",
     ):
         import torch
 
@@ -161,9 +165,23 @@ class RefinePostProcessor:
             self.model = unwrap_model(model).to(self.device).eval()
             self.meta = {"trained": False, **dict(meta or {})}
             self.name = name or "refiner"
+        if precision not in ("fp32", "bf16"):
+            raise PosefixError(f"refine: precision must be 'fp32' or 'bf16', got {precision!r}")
+        self.precision = precision
         self.model.eval()
+        self._net = self._inference_network()
         self.trained = bool(self.meta.get("trained"))
         self.batch_size, self.flip, self.box, self.absent_policy = int(batch_size), bool(flip), box, absent_policy
+
+    def _inference_network(self):
+        from posefix_bench.models import fold_batchnorm, is_folded
+
+        if is_folded(self.model):  # already prepared for inference (e.g. by the throughput command)
+            return self.model
+        try:
+            return fold_batchnorm(self.model)
+        except PosefixError:  # a backbone without a folding rule runs as it is
+            return self.model
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -189,14 +207,15 @@ class RefinePostProcessor:
 
         from posefix_bench.models import flip_test
 
-        with torch.inference_mode():
-            images = self.model.preprocess(torch.from_numpy(np.ascontiguousarray(crops)))
+        bf16 = self.precision == "bf16"
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            images = self._net.preprocess(torch.from_numpy(np.ascontiguousarray(crops)).to(self.device))
             pose = torch.as_tensor(np.asarray(poses, dtype=np.float32), device=self.device)
             pv = torch.as_tensor(np.asarray(valid, dtype=bool), device=self.device)
             if self.flip:
-                out = flip_test(self.model, images, pose, pv, flip_index)
+                out = flip_test(self._net, images, pose, pv, flip_index)
             else:
-                out = self.model(images, pose, pv)
+                out = self._net(images, pose, pv)
             return (out["coords"].double().cpu().numpy(), out["confidence"].double().cpu().numpy())
 
     def refine_image(

@@ -80,6 +80,7 @@ class DataSettings:
     """The ``data`` section of a refiner config."""
 
     root: str | None = None
+    sandbox: Mapping | None = None  # SandboxParams fields: generate (or reuse) the sandbox when root is None
     train_split: str = "train2017"
     val_split: str = "val2017"
     mix: Any = "paper"
@@ -108,7 +109,7 @@ class TrainSettings:
     milestones: tuple = (90, 120)
     gamma: float = 0.1
     weight_decay: float = 0.0
-    amp: bool = True
+    amp: bool | str = True
     seed: int = 0
     device: str | None = None
     threads: int | None = None
@@ -177,7 +178,8 @@ def parse_config(cfg) -> tuple[dict, DataSettings, TrainSettings]:
         (tr.checkpoint_interval >= 1 and tr.log_interval >= 1, "train intervals must be >= 1"),
         (tr.num_workers >= 0, "train.num_workers must be >= 0"),
         (tr.max_keep_ckpts >= 1, "train.max_keep_ckpts must be >= 1"),
-        (data.root is not None, "data.root is not set (give --cfg-options data.root=/path/to/coco)"),
+        (data.root is not None or data.sandbox is not None,
+         "data.root is not set (give --cfg-options data.root=/path/to/coco)"),
         (0 <= data.scale_factor < 1, "data.scale_factor must be in [0, 1)"),
         (data.rotation_factor >= 0, "data.rotation_factor must be >= 0"),
         (data.padding > 0, "data.padding must be positive"),
@@ -267,12 +269,38 @@ class Trainer:
         return torch.device("cpu")
 
     def _amp_dtype(self, torch):
-        if not (self.tr.amp and self.device.type == "cuda"):
+        """Autocast dtype: ``amp=True`` is mixed precision on CUDA only (bf16 where supported, else fp16 with loss
+        scaling) and fp32 on CPU; ``"bf16"`` autocasts on CPU too (about 1.5x faster on CPUs with bf16 matrix
+        units); ``"fp16"`` needs CUDA; ``False`` / ``"fp32"`` is full precision."""
+        amp = self.tr.amp
+        if amp in (False, None, "fp32"):
+            return None
+        if amp == "bf16":
+            return torch.bfloat16
+        if amp == "fp16":
+            if self.device.type != "cuda":
+                raise PosefixError("config: train.amp='fp16' needs CUDA (use 'bf16' on CPU)")
+            return torch.float16
+        if amp is not True:
+            raise PosefixError(f"config: train.amp must be true, false, 'bf16', 'fp16' or 'fp32', got {amp!r}")
+        if self.device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
+    def _data_root(self) -> Path:
+        if self.data_cfg.root is not None:
+            return Path(self.data_cfg.root)
+        from posefix_bench.engine.sandbox import SandboxParams, ensure_sandbox
+        from posefix_bench.structures.coco import default_cache_root
+
+        try:
+            params = SandboxParams(**dict(self.data_cfg.sandbox))
+        except TypeError as e:
+            raise PosefixError(f"config: data.sandbox: {e}") from None
+        return ensure_sandbox(default_cache_root() / "sandbox", params)
+
     def _open_dataset(self) -> CocoDataset:
-        root = Path(self.data_cfg.root)
+        root = self._data_root()
         if not root.is_dir():
             raise file_error(root, "data root not found (data.root)")
         ann, images = coco_split_paths(root, self.data_cfg.train_split)

@@ -25,9 +25,20 @@ from posefix_bench.errors import PosefixError, file_error
 from posefix_bench.structures.io import read_json
 from posefix_bench.structures.schema import KeypointSchema
 
-__all__ = ["CocoDataset", "PersonArrays", "coco_split_paths", "default_coco_mini_root", "read_image_file"]
+__all__ = ["CocoDataset", "PersonArrays", "coco_split_paths", "default_cache_root", "default_coco_mini_root",
+           "read_image_file"]
 
 COCO_MINI_ENV = "POSEFIX_COCO_MINI"
+CACHE_ENV = "POSEFIX_CACHE"
+
+
+def default_cache_root() -> Path:
+    """Where generated data, trained models and bench steps are cached: ``$POSEFIX_CACHE``, else ``.cache/posefix-bench``
+    in the repository root."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / ".cache" / "posefix-bench"
 
 
 def default_coco_mini_root() -> Path:

@@ -165,10 +165,10 @@ def _render_split(params: SandboxParams, split: str, image_dir: Path, workers: i
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # fork where the platform has it: the workers run only numpy and OpenCV (pthreads, one thread each), never
-    # torch/OpenMP, and fork does not re-import the caller's main module (spawn would need a __main__ guard)
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    # spawn, never fork: a caller that already runs torch/OpenMP or OpenCV thread pools (a test session, the bench)
+    # can deadlock a forked child on a lock some other thread held at fork time. A script calling this with
+    # workers > 1 needs the usual `if __name__ == "__main__":` guard.
+    ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
         chunk = max(1, min(32, n // (4 * workers)))
         return list(progress(pool.map(_make_image, tasks, chunksize=chunk), total=n, desc=f"sandbox {split}"))

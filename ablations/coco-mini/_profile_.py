@@ -1,0 +1,21 @@
+# coco-mini profile: the real-image path end to end on ../shared/data/coco-mini (or --coco-root): mediapipe (the one
+# pretrained estimator available offline) and the synthetic paper-mix source, refined by a refiner trained on coco-mini's
+# own 143 training persons and by the sandbox-trained default; evaluated on 91 real val persons (one seed).
+profile = dict(
+    name='coco-mini',
+    description=('Real COCO 2017 images (coco-mini: 91 val persons with keypoints). A correctness check of every stage '
+                 'on real data, not a measurement: at this size a few AP points are noise.'),
+    data=dict(kind='coco-mini', train_split='train2017', val_split='val2017'),
+    sources=[
+        dict(name='mediapipe', type='mediapipe'),
+        dict(name='synthetic-paper', type='synthetic', mix='paper', seed=1000),
+    ],
+    seeds=[0],
+    refine=dict(batch_size=64, precision='bf16'),
+    fps=dict(batches=[1, 32], precisions=['fp32', 'bf16'], threads=2),
+    default_ablation='r18_64x48_paper_lb-off_prior+skip_train-sandbox',
+    comparisons=[
+        dict(name='Training data', tag='train-data',
+             question='Does a refiner trained on sandbox scenes or on 143 real persons help on real images?'),
+    ],
+)

@@ -1,0 +1,31 @@
+# Quick profile: the whole suite offline on a 2-core machine in about 20 minutes (`make bench`).
+# Data: generated sandbox shop scenes; upstream sources: the synthetic paper-mix source and two small mmpose
+# estimators of different families trained here on the sandbox with mmpose's own training.
+_base_ = ['../_base_/quick.py']
+
+profile = dict(
+    name='quick',
+    description=('Generated sandbox scenes (COCO format, lower-body occluders), ResNet-18 refiners at 64x48 trained '
+                 'for 200 iterations each on one CPU core, two trainings at a time.'),
+    data=dict(kind='sandbox', params={{_base_.data.sandbox}}),
+    sources=[
+        dict(name='synthetic-paper', type='synthetic', mix='paper', seed=1000),
+        dict(name='sb-simplebaseline-r18', type='mmpose-trained', card='sandbox-simplebaseline-r18-64x48',
+             train_seed=0),
+        dict(name='sb-rtmpose-t', type='mmpose-trained', card='sandbox-rtmpose-t-64x48', train_seed=0),
+    ],
+    seeds=[0],
+    # error profiles for "measured:<source>" mixes come from the source's poses on the first N training images
+    profile_train_images=600,
+    refine=dict(batch_size=64, precision='bf16'),
+    fps=dict(batches=[1, 32], precisions=['fp32', 'bf16'], threads=2),
+    default_ablation='r18_64x48_paper_lb-off_prior+skip',
+    comparisons=[
+        dict(name='Head variants', tag='head',
+             question='Which head change carries the gain: the identity prior, the stride-4 skip, or both?'),
+        dict(name='Lower-body augmentation', tag='lb', subset='occluded',
+             question='Does shrinking the input legs and cutting out the lower body help occluded people?'),
+        dict(name='Error-type mix', tag='mix',
+             question='Which synthesised error types matter, and does a measured profile beat the paper table?'),
+    ],
+)

@@ -1,0 +1,4 @@
+# Head variant 'posefix' (issue 11), paper error mix, no lower-body augmentation; two seeds.
+_base_ = ['../_base_/quick.py']
+model = dict(head='posefix')
+bench = dict(seeds=[0, 1], tags=['head'])

@@ -1,0 +1,326 @@
+"""Plots of the bench reports: AP before/after and AP deltas with their seed spread, fixed/broken rates per error type,
+speed against gain, and the crop panel of input vs refined skeletons.
+
+They read the aggregated per-ablation records of :func:`posefix_bench.reporting.bench_report.ablation_metrics`
+(``{"sources": {name: {"ap_before", "ap_after", "delta", "fixed", "broken", "occluded", ...}}}``, every number over
+seeds a *stat* ``{"mean", "min", "max", "n", "per_seed"}``). The error types and their colours are those of the
+diagnosis (Ronchi & Perona, ICCV 2017, Sec. 3.1; :mod:`posefix_bench.reporting.diagnosis_plots`); "fixed" means an
+input keypoint of an error type ended good after refinement and "broken" a good one ended in an error type, the
+transition counts of :func:`posefix_bench.evaluation.diagnosis.transitions`.
+
+The crop panel picks the persons whose mean keypoint similarity (KS, :mod:`posefix_bench.codecs.oks`) against their
+own joints changed most under refinement, up and down, crops them with the top-down crop transform
+(:mod:`posefix_bench.structures.transforms`) and draws ground truth, input and refined skeletons with
+:mod:`posefix_bench.reporting.draw`.
+
+Matplotlib with the Agg canvas and explicit :class:`~matplotlib.figure.Figure` objects (no pyplot state); figures are
+written atomically with :func:`~posefix_bench.reporting.diagnosis_plots.save_figure`. Names of untrained ablations
+carry "UNTRAINED" in every plot.
+
+Shape legend: K keypoints, N detections, M matched keypoints, S seeds, H x W image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from posefix_bench.codecs.taxonomy import ERROR_TYPES
+from posefix_bench.reporting.diagnosis_plots import CLASS_COLORS
+from posefix_bench.structures.schema import KeypointSchema
+
+__all__ = [
+    "FIXABLE", "CROP_COLORS", "CROP_COLOR_NAMES", "CROP_TILE", "label_of", "ap_before_after_figure", "ap_delta_figure",
+    "fixed_broken_figure", "speed_gain_figure", "CropItem", "select_crops", "crop_items", "crop_panel",
+]  # fmt: skip
+
+FIXABLE = ERROR_TYPES[1:]  # the error types a refiner can fix (absent keypoints stay absent)
+# ground truth, input, refined: RGB, distinct from each other and from the sandbox's backgrounds
+CROP_COLORS = {"ground truth": (255, 255, 255), "input": (230, 25, 75), "refined": (0, 200, 255)}
+CROP_COLOR_NAMES = {"ground truth": "white", "input": "red", "refined": "light blue"}
+CROP_TILE = (192, 256)  # (w, h) of one crop
+CROP_PADDING = 1.5  # crop box enlargement around the ground-truth box: room for input keypoints that are far off
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def label_of(summary: dict) -> str:
+    """The ablation's name as plots show it ("UNTRAINED" appended for an untrained refiner)."""
+    return summary["ablation"] + (" (UNTRAINED)" if summary.get("untrained") else "")
+
+
+def _seed_points(ax, x: float, stat: dict, horizontal: bool = False, color: str = "black") -> None:
+    vals = [v for v in stat["per_seed"].values() if v is not None]
+    offsets = np.linspace(-0.12, 0.12, len(vals)) if len(vals) > 1 else np.zeros(1)
+    for off, v in zip(offsets, vals):
+        if horizontal:
+            ax.plot(v, x + off, "o", ms=3.5, color=color, mfc="white", zorder=3)
+        else:
+            ax.plot(x + off, v, "o", ms=3.5, color=color, mfc="white", zorder=3)
+
+
+def _whisker(stat: dict) -> np.ndarray:
+    """(2, 1) distances from the mean to min and max, as matplotlib's error bars want them."""
+    return np.array([[stat["mean"] - stat["min"]], [stat["max"] - stat["mean"]]])
+
+
+# -- per ablation --------------------------------------------------------------------------------------------------
+def _ap_groups(summary: dict) -> list[tuple[str, float, dict]]:
+    """(label, AP before, AP-after stat) per source, then per source's occluded subset where it exists."""
+    groups = [(name, s["ap_before"], s["ap_after"]) for name, s in summary["sources"].items()]
+    for name, s in summary["sources"].items():
+        occ = s.get("occluded")
+        if occ and occ.get("ap_after"):
+            groups.append((f"{name}\n(occluded, {occ['persons']})", occ["ap_before"], occ["ap_after"]))
+    return groups
+
+
+def ap_before_after_figure(summary: dict) -> Figure:
+    """AP of the input and of the refined results per source (and occluded subset); refined bars are seed means
+    with min..max whiskers and one point per seed."""
+    groups = _ap_groups(summary)
+    fig = _figure(1.8 + 1.5 * len(groups), 4.0)
+    ax = fig.add_subplot()
+    x = np.arange(len(groups))
+    refined_label = "refined (UNTRAINED)" if summary.get("untrained") else "refined"
+    for i, (_, before, after) in enumerate(groups):
+        ax.bar(i - 0.2, before if before is not None else 0.0, 0.38, color="#9e9e9e",
+               label="input" if i == 0 else None)
+        ax.bar(i + 0.2, after["mean"], 0.38, color=CLASS_COLORS["good"], yerr=_whisker(after), capsize=3,
+               label=refined_label if i == 0 else None)
+        _seed_points(ax, i + 0.2, after)
+        if before is not None:
+            ax.text(i - 0.2, before, f"{before:.3f}", ha="center", va="bottom", fontsize=7)
+        ax.text(i + 0.2, after["max"], f"{after['mean']:.3f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, [g[0] for g in groups], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("COCO keypoint AP")
+    seeds = max(g[2]["n"] for g in groups)
+    ax.set_title(f"{label_of(summary)}\nAP before/after refinement ({seeds} seed{'s' * (seeds > 1)}; "
+                 "whiskers min..max, points per seed)", fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+# -- index ---------------------------------------------------------------------------------------------------------
+def _delta_panels(summaries: Sequence[dict], sources: Sequence[str]) -> list[tuple[str, list]]:
+    """(title, [AP-delta stat or None per ablation]) for every source and every occluded subset that exists."""
+    panels = [(f"{name}: all persons", [s["sources"][name]["delta"] for s in summaries]) for name in sources]
+    for name in sources:
+        occ = [(s["sources"][name].get("occluded") or {}).get("delta") for s in summaries]
+        if any(o is not None for o in occ):
+            panels.append((f"{name}: lower-body occluded", occ))
+    return panels
+
+
+def ap_delta_figure(summaries: Sequence[dict], sources: Sequence[str], default: str | None = None) -> Figure:
+    """One panel per source (and occluded subset): AP after - AP before of every ablation, seed mean with min..max
+    whiskers and one point per seed; the default ablation in bold."""
+    panels = _delta_panels(summaries, sources)
+    n = len(summaries)
+    fig = _figure(3.2 * len(panels) + 2.6, 1.2 + 0.32 * n)
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    y = np.arange(n)
+    for ax, (title, stats) in zip(axes, panels):
+        for i, st in enumerate(stats):
+            if st is None:
+                continue
+            color = CLASS_COLORS["good"] if st["mean"] >= 0 else CLASS_COLORS["miss"]
+            ax.barh(i, st["mean"], 0.7, color=color, xerr=_whisker(st), capsize=2)
+            _seed_points(ax, i, st, horizontal=True)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("AP delta (refined - input)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.margins(x=0.15)
+    axes[0].set_yticks(y, [label_of(s) for s in summaries])
+    for tick, s in zip(axes[0].get_yticklabels(), summaries):
+        if s["ablation"] == default:
+            tick.set_fontweight("bold")
+    axes[0].invert_yaxis()
+    fig.suptitle("AP change per ablation\n(bars: seed mean, whiskers: min..max, points: seeds; bold: the default)",
+                 fontsize=9)
+    return fig
+
+
+def _rate_matrix(summaries: Sequence[dict], source: str) -> np.ndarray:
+    """(n_ablations, len(FIXABLE) + 1) mean fixed rates per error type, then the mean broken rate (NaN: none)."""
+    rows = []
+    for s in summaries:
+        rec = s["sources"][source]
+        stats = [rec["fixed"][t]["rate"] for t in FIXABLE] + [rec["broken"]["rate"]]
+        rows.append([np.nan if st is None else st["mean"] for st in stats])
+    return np.asarray(rows, dtype=np.float64)
+
+
+def fixed_broken_figure(summaries: Sequence[dict], sources: Sequence[str]) -> Figure:
+    """Per source, a table-like heat map: rows ablations, columns the share of each input error type that ended
+    good (fixed) and the share of good input keypoints that ended in an error (broken); seed means."""
+    n = len(summaries)
+    cols = [f"fixed\n{t}" for t in FIXABLE] + ["broken\ngood"]
+    fig = _figure(2.4 + 3.4 * len(sources), 1.4 + 0.32 * n)
+    axes = fig.subplots(1, len(sources), sharey=True, squeeze=False)[0]
+    for ax, name in zip(axes, sources):
+        m = _rate_matrix(summaries, name)
+        fixed = np.ma.masked_invalid(np.where(np.arange(m.shape[1]) < len(FIXABLE), m, np.nan))
+        broken = np.ma.masked_invalid(np.where(np.arange(m.shape[1]) == len(FIXABLE), m, np.nan))
+        ax.imshow(fixed, cmap="Greens", vmin=0, vmax=1, aspect="auto")
+        ax.imshow(broken, cmap="Reds", vmin=0, vmax=1, aspect="auto")
+        for (i, j), v in np.ndenumerate(m):
+            text = "-" if np.isnan(v) else f"{100 * v:.0f}%"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if v > 0.6 else "black")
+        ax.set_xticks(range(len(cols)), cols, fontsize=7)
+        ax.set_title(name, fontsize=8)
+    axes[0].set_yticks(range(n), [label_of(s) for s in summaries], fontsize=7)
+    fig.suptitle("What refinement did per error type (seed means):\nshare of the input keypoints of each type that "
+                 "ended good, share of the good ones that ended in an error", fontsize=8)
+    return fig
+
+
+def speed_gain_figure(summaries: Sequence[dict], sources: Sequence[str]) -> Figure | None:
+    """Per distinct network: its inference samples/s (best measured batch and precision) against the AP delta of
+    each ablation using it, averaged over the sources (points; the best one named); None without FPS records."""
+    networks: dict[str, list] = {}
+    for s in summaries:
+        best = s.get("fps_best")
+        if best is None:
+            continue
+        name = f"{best['backbone']} {best['head']} {best['input_size'][1]}x{best['input_size'][0]}"
+        gain = float(np.mean([s["sources"][n]["delta"]["mean"] for n in sources]))
+        networks.setdefault(name, []).append((best["samples_per_s"], gain, label_of(s)))
+    if not networks:
+        return None
+    fig = _figure(7.5, 4.5)
+    ax = fig.add_subplot()
+    for name, points in networks.items():
+        sps = points[0][0]
+        gains = [p[1] for p in points]
+        ax.plot([sps] * len(gains), gains, "o", color=CLASS_COLORS["swap"], mfc="white")
+        ax.vlines(sps, min(gains), max(gains), color=CLASS_COLORS["swap"], lw=1)
+        top = max(points, key=lambda p: p[1])
+        ax.annotate(f"{name} ({len(points)} ablation{'s' * (len(points) > 1)})\nbest: {top[2]}", (sps, top[1]),
+                    fontsize=6, xytext=(4, 4), textcoords="offset points")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("refiner inference samples/s (best batch and precision measured)")
+    ax.set_ylabel(f"AP delta, mean over {len(sources)} source(s)")
+    ax.set_title("Speed vs gain: one column of points per network, one point per ablation", fontsize=9)
+    ax.margins(x=0.3, y=0.15)
+    return fig
+
+
+# -- crop panel ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CropItem:
+    """One person of the crop panel: its crop and three skeletons in crop coordinates.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB crop.
+        poses: (3, K, 3) ground truth (x, y, v), input and refined (x, y, 1 where predicted, 0 where absent).
+        hollow: (3, K) bool, ground-truth joints labelled occluded (v = 1).
+        image_id, ann_id, result_index: where it comes from.
+        ks_before, ks_after: mean KS over the person's labelled joints, input and refined.
+        kind: "fix" or "break".
+    """
+
+    image: np.ndarray
+    poses: np.ndarray
+    hollow: np.ndarray
+    image_id: int
+    ann_id: int
+    result_index: int
+    ks_before: float
+    ks_after: float
+    kind: str
+
+    @property
+    def caption(self) -> str:
+        return f"{self.kind} KS {self.ks_before:.2f}->{self.ks_after:.2f}"
+
+
+def select_crops(gt, results: Sequence[dict], refined: Sequence[dict], count: int = 8,
+                 min_keypoints: int = 6) -> list[dict]:
+    """The persons whose mean KS against their own joints rose most (fixes) and fell most (breaks).
+
+    Only detections matched to the same person before and after refinement count (as in the diagnosis'
+    transitions), with at least ``min_keypoints`` labelled joints (all matched ones when none has that many).
+    Returns up to ``count // 2`` of each kind (fixes first, the other kind filling a shortfall) as
+    ``{"result_index", "image_id", "ann_id", "ks_before", "ks_after", "kind"}``, largest change first.
+    """
+    from posefix_bench.evaluation.diagnosis import classify
+
+    before, after = classify(gt, results), classify(gt, refined)
+    same = (before.det_ann_id >= 0) & (before.det_ann_id == after.det_ann_id)
+    kb, ka = same[before.result_index], same[after.result_index]
+    idx = before.result_index[kb]
+    n = len(results)
+    counts = np.bincount(idx, minlength=n)
+    ks_b = np.bincount(idx, weights=np.nan_to_num(before.ks_own[kb]), minlength=n)
+    ks_a = np.bincount(after.result_index[ka], weights=np.nan_to_num(after.ks_own[ka]), minlength=n)
+    dets = np.flatnonzero(counts >= min_keypoints)
+    if dets.size == 0:
+        dets = np.flatnonzero(counts > 0)
+    ks_b, ks_a = ks_b[dets] / counts[dets], ks_a[dets] / counts[dets]
+    change = ks_a - ks_b
+    order = np.argsort(-change, kind="stable")
+    fixes = [i for i in order if change[i] > 0]
+    breaks = [i for i in order[::-1] if change[i] < 0]
+    half = count // 2
+    n_fix = min(len(fixes), max(half, count - len(breaks)))
+    chosen = [(i, "fix") for i in fixes[:n_fix]] + [(i, "break") for i in breaks[:count - n_fix]]
+    return [{"result_index": int(dets[i]), "image_id": int(results[dets[i]]["image_id"]),
+             "ann_id": int(before.det_ann_id[dets[i]]), "ks_before": float(ks_b[i]), "ks_after": float(ks_a[i]),
+             "kind": kind} for i, kind in chosen]
+
+
+def _pose_xyv(record: dict, k: int) -> np.ndarray:
+    """(K, 3) x, y, 1 of a result record's predicted keypoints; absent ones (0, 0, 0) so they are not drawn."""
+    from posefix_bench.structures.results import absent_mask
+
+    kp = np.asarray(record["keypoints"], dtype=np.float64).reshape(k, 3)
+    absent = absent_mask(kp)
+    return np.where(absent[:, None], 0.0, np.column_stack([kp[:, :2], np.ones(k)]))
+
+
+def crop_items(gt, results: Sequence[dict], refined: Sequence[dict], chosen: Sequence[dict],
+               tile: tuple[int, int] = CROP_TILE) -> list[CropItem]:
+    """Crops (``tile`` = (w, h)) around the ground-truth boxes of ``chosen`` (:func:`select_crops`), with the three
+    skeletons mapped into crop coordinates; reads the images."""
+    from posefix_bench.structures.transforms import affine_matrix, apply_affine, box_to_center_scale, warp_image
+
+    k = gt.schema.num_keypoints
+    items = []
+    for c in chosen:
+        ann = gt.coco.anns[c["ann_id"]]
+        center, scale = box_to_center_scale(np.asarray(ann["bbox"]), tile[0] / tile[1], padding=CROP_PADDING)
+        m = affine_matrix(center, scale, 0.0, tile)
+        crop = warp_image(gt.read_image(c["image_id"]), m, tile)
+        gt_kp = np.asarray(ann["keypoints"], dtype=np.float64).reshape(k, 3)
+        poses = np.stack([gt_kp, _pose_xyv(results[c["result_index"]], k),
+                          _pose_xyv(refined[c["result_index"]], k)])
+        shown = poses[..., 2] > 0
+        poses[..., :2] = np.where(shown[..., None], apply_affine(poses[..., :2], np.broadcast_to(m, (3, 2, 3))), 0.0)
+        hollow = np.zeros((3, k), bool)
+        hollow[0] = gt_kp[:, 2] == 1
+        items.append(CropItem(crop, poses, hollow, c["image_id"], c["ann_id"], c["result_index"], c["ks_before"],
+                              c["ks_after"], c["kind"]))
+    return items
+
+
+def crop_panel(items: Sequence[CropItem], schema: KeypointSchema, cols: int = 4) -> np.ndarray:
+    """(H, W, 3) uint8 contact sheet of the crops, ground truth / input / refined in :data:`CROP_COLORS`."""
+    from posefix_bench.reporting.draw import contact_sheet
+
+    colors = list(CROP_COLORS.values())
+    tile = (items[0].image.shape[1], items[0].image.shape[0])
+    return contact_sheet([it.image for it in items], [it.poses for it in items], schema, cols=cols, tile=tile,
+                         labels=[it.caption for it in items], colors=[colors] * len(items),
+                         hollow=[it.hollow for it in items], thickness=2, radius=3)

@@ -1,0 +1,76 @@
+"""The bench runner end to end on a tiny profile: generated data, a synthetic source, two 4-iteration refiners
+(one of them on the two-process pool), refinement, evaluation, diagnosis, FPS, reports; then the cache."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from posefix_bench.bench.runner import RunSpec, run_bench
+from posefix_bench.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _profile(folder: Path) -> Path:
+    folder.mkdir()
+    base = REPO / "ablations" / "_base_" / "quick.py"
+    (folder / "_profile_.py").write_text(
+        "profile = dict(name='tiny', description='test', data=dict(kind='sandbox', params=dict(seed=3, train=10, val=6)),\n"
+        "    sources=[dict(name='synthetic-paper', type='synthetic', mix='paper', seed=5)],\n"
+        "    seeds=[0], refine=dict(batch_size=16), fps=dict(batches=[2], precisions=['fp32'], threads=1),\n"
+        "    default_ablation='r18_64x48_paper_lb-off_prior+skip',\n"
+        "    comparisons=[dict(name='Head variants', tag='head', question='?')])\n")
+    for head in ("prior+skip", "posefix"):
+        (folder / f"r18_64x48_paper_lb-off_{head}.py").write_text(
+            f"_base_ = ['{base}']\nmodel = dict(head='{head}')\n"
+            "data = dict(sandbox=dict(seed=3, train=10, val=6))\n"
+            "train = dict(max_iters=4, batch_size=8, checkpoint_interval=2, log_interval=2)\n"
+            "bench = dict(tags=['head'])\n")
+    return folder
+
+
+@pytest.mark.slow
+def test_bench_end_to_end_and_cache(tmp_path):
+    profile = _profile(tmp_path / "tiny")
+    cache, out = tmp_path / "cache", tmp_path / "reports"
+    spec = RunSpec(profile=str(profile), out_dir=str(out), cache_root=str(cache), jobs=2, threads=1)
+    record = run_bench(spec)
+    assert record["profile"] == "tiny" and record["data"]["kind"] == "sandbox"
+    assert [a["name"] for a in record["ablations"]] == ["r18_64x48_paper_lb-off_posefix",
+                                                       "r18_64x48_paper_lb-off_prior+skip"]
+    for a in record["ablations"]:
+        (run,) = a["runs"]
+        assert run["source"] == "synthetic-paper" and run["seed"] == 0
+        assert 0.0 <= run["ap_before"]["AP"] <= 1.0 and 0.0 <= run["ap_after"]["AP"] <= 1.0
+        assert sum(run["counts_before"][c] for c in ("good", "jitter", "inversion", "swap", "miss")) > 0
+        assert run["train"]["iterations"] == 4 and Path(run["checkpoint"]).is_file()
+        assert a["fps"]["rows"] and a["fps"]["rows"][0]["samples_per_s"] > 0
+    src = record["sources"][0]
+    assert src["baseline"]["ap_impact"] is not None and src["poses"] > 0
+    finals = {p: p.stat().st_mtime_ns for p in cache.glob("train/*/final.pth")}
+    assert len(finals) == 2
+
+    # the same profile again: every step comes from the cache (nothing retrained, same numbers)
+    again = run_bench(RunSpec(profile=str(profile), out_dir=str(out), cache_root=str(cache), jobs=1, threads=1))
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("train/*/final.pth")} == finals
+    strip = lambda r: [[{k: v for k, v in run.items() if k != "train"} for run in a["runs"]] for a in r["ablations"]]
+    assert strip(again) == strip(record)
+
+
+@pytest.mark.slow
+def test_bench_command_writes_reports(tmp_path, capsys):
+    profile = _profile(tmp_path / "tiny")
+    out = tmp_path / "reports"
+    args = ["bench", "--profile", str(profile), "--out", str(out), "--cache", str(tmp_path / "cache"), "--jobs", "1",
+            "--only", "*prior+skip"]
+    assert main(args) == 0
+    bench = json.loads((out / "tiny" / "bench.json").read_text())
+    assert [a["name"] for a in bench["ablations"]] == ["r18_64x48_paper_lb-off_prior+skip"]
+    assert (out / "tiny" / "index.md").is_file() and (out / "tiny" / "contact_sheet.png").is_file()
+
+
+def test_unknown_profile_is_one_line_error(capsys):
+    assert main(["bench", "--profile", "no-such-profile"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown bench profile" in err
