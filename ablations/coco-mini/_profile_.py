@@ -13,7 +13,7 @@ profile = dict(
     seeds=[0],
     refine=dict(batch_size=64, precision='bf16'),
     fps=dict(batches=[1, 32], precisions=['fp32', 'bf16'], threads=2),
-    default_ablation='r18_64x48_paper_lb-off_prior+skip_train-sandbox',
+    default_ablation='r18_64x48_paper_lb-off_skip_train-sandbox',
     comparisons=[
         dict(name='Training data', tag='train-data',
              question='Does a refiner trained on sandbox scenes or on 143 real persons help on real images?'),

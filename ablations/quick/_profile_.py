@@ -19,7 +19,7 @@ profile = dict(
     profile_train_images=600,
     refine=dict(batch_size=64, precision='bf16'),
     fps=dict(batches=[1, 32], precisions=['fp32', 'bf16'], threads=2),
-    default_ablation='r18_64x48_paper_lb-off_prior+skip',
+    default_ablation='r18_64x48_paper_lb-off_skip',
     comparisons=[
         dict(name='Head variants', tag='head',
              question='Which head change carries the gain: the identity prior, the stride-4 skip, or both?'),

@@ -5,7 +5,7 @@ A profile is a folder ``ablations/<profile>/`` holding
 - ``_profile_.py``: an mmengine config with one ``profile`` dict (data, sources, seeds, refinement and FPS
   settings, and the comparisons the index draws);
 - one refiner config per ablation (every ``*.py`` not starting with ``_``), each a ``_base_`` plus the few lines it
-  changes, its file name saying which factors it sets (``r18_64x48_paper_lb-off_prior+skip.py``). An ablation may
+  changes, its file name saying which factors it sets (``r18_64x48_paper_lb-off_skip.py``). An ablation may
   carry a ``bench = dict(seeds=[0, 1], tags=[...])`` section that the trainer ignores.
 
 Profiles (issue 9): ``quick`` (generated sandbox scenes, small backbones and inputs, minutes per variant on

@@ -1,6 +1,6 @@
 """Train a PoseFix refiner from a config (``ablations/``), resumably, on one process or several.
 
-One process: ``posefix-bench train --config "ablations/coco-mini/r18_64x48_paper_lb-off_prior+skip_train-cocomini.py" --work-dir work_dirs/r18``.
+One process: ``posefix-bench train --config "ablations/coco-mini/r18_64x48_paper_lb-off_skip_train-cocomini.py" --work-dir work_dirs/r18``.
 Several (data parallel, gloo on CPU / NCCL on GPUs, chosen automatically):
 ``torchrun --nproc-per-node 2 -m posefix_bench.cli train --config CONFIG --work-dir DIR``.
 ``--resume`` continues from ``DIR/checkpoints/latest.pth`` (exactly: same weights as an uninterrupted run) or starts

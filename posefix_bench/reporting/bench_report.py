@@ -583,6 +583,11 @@ def _default_sentences(inp: _Inputs, names: Sequence[str], subset: str | None = 
         return [f"The default {lab[inp.default]} ({fmt_stat(d, signed=True)}) does not have the best {what}: "
                 f"{lab[best]} has {fmt_stat(best_st, signed=True)}, {c['diff']:.3f} AP more, within the noise bound "
                 f"{c['bound']:.3f}, so the measurements do not contradict the default."]
+    if best_st["n"] == 1:  # one seed: a difference, without a claim that it repeats
+        return [f"{lab[best]} measured better than the default {lab[inp.default]} on its only seed: {what} "
+                f"{fmt_stat(best_st, signed=True)} vs {fmt_stat(d, signed=True)}, {c['diff']:.3f} AP, more than the "
+                f"noise bound {c['bound']:.3f}. One seed does not show that this repeats: run it with a second seed "
+                "before changing the default."]
     return [f"**WARNING: {lab[best]} measured clearly better than the default {lab[inp.default]}: {what} "
             f"{fmt_stat(best_st, signed=True)} vs {fmt_stat(d, signed=True)}, {c['diff']:.3f} AP more than the noise "
             f"bound {c['bound']:.3f}" + (" (one seed each)" if c["single"] else "")
@@ -761,6 +766,12 @@ def _component_sentences(inp: _Inputs, names: Sequence[str]) -> list[str]:
             out.append(f"{name(e).capitalize()} changes it by {e['effect']:+.3f} AP, within its noise bound.")
         elif e["effect"] < 0:
             out.append(f"{name(e).capitalize()} lowers it by {-e['effect']:.3f} AP, beyond its noise bound.")
+    for e in effects:  # an average over pairs hides an interaction: say where the pairs disagree
+        signs = {(d > e["bound"]) - (d < -e["bound"]) for d in e["diffs"]}
+        if len(e["diffs"]) > 1 and len(signs) > 1:
+            detail = "; ".join(f"{d:+.3f} AP from {lo} to {hi}" for (lo, hi), d in zip(e["pairs"], e["diffs"]))
+            out.append(f"The effect of {name(e)} depends on the rest of the head ({detail}; noise bound "
+                       f"{e['bound']:.3f}): the average above hides that.")
     if any(e["single"] for e in effects):
         out.append("(Some of these pairs ran with one seed each: their differences carry no seed spread.)")
     return out
@@ -803,11 +814,11 @@ def _paper_counterpart(inp: _Inputs, s: Mapping) -> str | None:
 def _profile_text(name: str, prof: Mapping) -> str:
     meta = prof.get("meta") or {}
     if prof.get("fractions") is None:
-        return f"The measured error profile of {name} was not found at `{prof['json']}`."
+        return f"The measured error profile of {name} was not found at `{_shown(prof['json'])}`."
     fr = ", ".join(f"{c} {_pct(v)}" for c, v in prof["fractions"].items())
     return (f"The mix of {name} is the error profile measured from {meta.get('source', '?')}'s poses on "
             f"{meta.get('images', '?')} images of the {meta.get('split', '?')} split (never the validation split): "
-            f"{prof['keypoints']} matched keypoints, {fr}; {prof['absent']} not predicted (`{prof['json']}`).")
+            f"{prof['keypoints']} matched keypoints, {fr}; {prof['absent']} not predicted (`{_shown(prof['json'])}`).")
 
 
 def _measured_section(inp: _Inputs) -> str:
@@ -1071,18 +1082,28 @@ def _train_split(root: Path, val_split: str) -> str:
     return guess if ok else "<train split>"
 
 
+def _shown(path: str | os.PathLike) -> Path:
+    """``path`` relative to the working directory when it lies inside it (reports are written from the repository
+    root, so committed reports carry no machine-specific absolute paths), else as it is."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return p
+
+
 def _abl_reproduce(inp: _Inputs, s: Mapping) -> str:
     rec, abl = inp.record, next(a for a in inp.record["ablations"] if a["name"] == s["ablation"])
     seed, src = s["seeds"][0], rec["sources"][0]
     run = _first_run(abl, src["name"])
-    gt = Path(src["gt"])
+    gt = _shown(src["gt"])
     root, split = gt.parents[1], gt.stem.removeprefix("person_keypoints_")
     prof = inp.profiles.get(s["ablation"])
     env = rec["environment"]
     options = (f"data.root={root} data.train_split={_train_split(root, split)} data.val_split={split} "
                f"train.seed={seed} train.threads={env.get('threads_per_job', 1)} "
                f"train.device={env.get('device', 'cpu')}"
-               + (f" data.mix={prof['json']}" if prof else ""))
+               + (f" data.mix={_shown(prof['json'])}" if prof else ""))
     work = f"work_dirs/{s['ablation']}-s{seed}"
     return "\n".join([
         "## Reproduce", "",
@@ -1096,8 +1117,9 @@ def _abl_reproduce(inp: _Inputs, s: Mapping) -> str:
         "```bash",
         f".venv/bin/posefix-bench train --config {s['config']} --work-dir {work} --cfg-options {options}",
         f".venv/bin/posefix-bench refine --checkpoint {work}/final.pth --images {root / split} --gt {gt} "
-        f"--results {src['results']} --out refined.json",
-        f".venv/bin/posefix-bench diagnose --gt {gt} --results {src['results']} --refined {run['refined']} "
+        f"--results {_shown(src['results'])} --out refined.json",
+        f".venv/bin/posefix-bench diagnose --gt {gt} --results {_shown(src['results'])} "
+        f"--refined {_shown(run['refined'])} "
         f"--out diagnosis-{s['ablation']}-s{seed}", "```",
     ])
 
@@ -1124,22 +1146,80 @@ def _metrics_record(inp: _Inputs, s: Mapping) -> dict:
     return dict(s, verdict=verdicts, resolution=inp.resolution, occluded_resolution=inp.occluded_resolution)
 
 
+# Bump when a plot's look changes: the per-ablation plots are redrawn only when their inputs or this change.
+PLOTS_VERSION = 1
+
+
+def _digest(obj: Any, h=None):
+    """A content hash of nested records (dicts, lists, numbers, strings, bytes, numpy arrays, dataclasses)."""
+    import dataclasses
+    import hashlib
+
+    top = h is None
+    h = hashlib.sha256() if top else h
+    if isinstance(obj, np.ndarray):
+        h.update(f"a{obj.dtype}{obj.shape}".encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, (bytes, bytearray)):
+        h.update(b"b%d:" % len(obj))
+        h.update(obj)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        _digest({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, h)
+    elif isinstance(obj, Mapping):
+        h.update(b"{")
+        for k in sorted(obj, key=str):
+            _digest(str(k), h)
+            _digest(obj[k], h)
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[")
+        for v in obj:
+            _digest(v, h)
+        h.update(b"]")
+    else:
+        h.update(repr(obj).encode())
+    return h.hexdigest() if top else None
+
+
+def _plots_current(out: Path, key: str) -> bool:
+    """Whether ``out`` holds every plot of a previous write from the same inputs (``metrics.json`` is written last
+    and names its plots, so an interrupted write is redrawn)."""
+    try:
+        old = read_json(out / "metrics.json", "ablation metrics")
+    except (PosefixError, OSError):
+        return False
+    plots = old.get("plots") if isinstance(old, Mapping) else None
+    return (old.get("plots_key") == key and isinstance(plots, list)
+            and all((out / str(p)).is_file() for p in plots))
+
+
 def _write_ablation(inp: _Inputs, s: Mapping, out: Path, text: str) -> None:
     from posefix_bench.reporting.bench_plots import ap_before_after_figure, crop_panel
     from posefix_bench.reporting.diagnosis_plots import PLOT_FILES, diagnosis_figures, save_figure
     from posefix_bench.reporting.draw import write_image
 
     name = s["ablation"]
-    atomic_write_json(out / "metrics.json", _metrics_record(inp, s))
-    save_figure(ap_before_after_figure(s), out / "ap_before_after.png")
-    for src in inp.sources:
-        for fig_name, fig in diagnosis_figures(inp.diags[(name, src)]).items():
-            save_figure(fig, out / f"{_slug(src)}_{PLOT_FILES[fig_name]}")
-    if inp.crops.get(name):
-        write_image(out / "crops.png", crop_panel(inp.crops[name], inp.schema))
-    if (inp.profiles.get(name) or {}).get("png"):
-        atomic_write_bytes(out / "profile.png", inp.profiles[name]["png"])
+    record = _metrics_record(inp, s)
+    prof_png = (inp.profiles.get(name) or {}).get("png")
+    key = _digest([PLOTS_VERSION, record, [inp.diags[(name, src)] for src in inp.sources], inp.crops.get(name),
+                   prof_png, inp.schema.name])
+    if _plots_current(out, key):  # nothing changed since the last write: keep the plots (a rerun from cache)
+        plots = read_json(out / "metrics.json", "ablation metrics")["plots"]
+    else:
+        plots = ["ap_before_after.png"]
+        save_figure(ap_before_after_figure(s), out / plots[0])
+        for src in inp.sources:
+            for fig_name, fig in diagnosis_figures(inp.diags[(name, src)]).items():
+                plots.append(f"{_slug(src)}_{PLOT_FILES[fig_name]}")
+                save_figure(fig, out / plots[-1])
+        if inp.crops.get(name):
+            plots.append("crops.png")
+            write_image(out / plots[-1], crop_panel(inp.crops[name], inp.schema))
+        if prof_png:
+            plots.append("profile.png")
+            atomic_write_bytes(out / plots[-1], prof_png)
     atomic_write_text(out / "report.md", text)
+    atomic_write_json(out / "metrics.json", dict(record, plots=plots, plots_key=key))
 
 
 def _write_index_plots(inp: _Inputs, out: Path) -> None:

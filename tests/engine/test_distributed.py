@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "ablations" / "coco-mini" / "r18_64x48_paper_lb-off_prior+skip_train-cocomini.py"
+CONFIG = REPO / "ablations" / "coco-mini" / "r18_64x48_paper_lb-off_skip_train-cocomini.py"
 TINY = {
     "data.max_samples": 16, "data.cache_images": True, "train.batch_size": 8, "train.max_iters": 4,
     "train.checkpoint_interval": 2, "train.log_interval": 2, "train.threads": 1, "train.num_workers": 0,

@@ -14,7 +14,7 @@ from posefix_bench.errors import PosefixError
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "ablations" / "_base_" / "refiner.py"
-MINI = REPO / "ablations" / "coco-mini" / "r18_64x48_paper_lb-off_prior+skip_train-cocomini.py"
+MINI = REPO / "ablations" / "coco-mini" / "r18_64x48_paper_lb-off_skip_train-cocomini.py"
 
 
 def test_base_config_is_the_published_schedule():

@@ -15,7 +15,7 @@ import torch
 from posefix_bench.engine.train import KILL_ENV
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "ablations" / "coco-mini" / "r18_64x48_paper_lb-off_prior+skip_train-cocomini.py"
+CONFIG = REPO / "ablations" / "coco-mini" / "r18_64x48_paper_lb-off_skip_train-cocomini.py"
 # 16 persons, batch 4 -> 4 iterations per epoch; 10 iterations cross two epoch boundaries; checkpoints every 3
 TINY = [
     "data.max_samples=16", "data.cache_images=True", "train.batch_size=4", "train.max_iters=10",

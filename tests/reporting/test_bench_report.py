@@ -291,3 +291,32 @@ def test_the_rules_of_the_sentences():
     text = " ".join(br._component_sentences(inp, ["none", "p", "k", "pk"]))
     assert "The identity prior carries the gain (+0.110 AP)" in text
     assert "The stride-4 skip changes it by +0.010 AP, within its noise bound" in text
+    inp.summaries[2] = _summary("k", "skip", [0.12, 0.13])  # the prior helps only without the skip
+    text = " ".join(br._component_sentences(inp, ["none", "p", "k", "pk"]))
+    assert "The effect of the identity prior depends on the rest of the head (+0.100 AP from none to p" in text
+    # the default against a better ablation: a warning with two seeds, a plain difference with one
+    inp.record["default_ablation"] = "none"
+    assert "WARNING" in " ".join(br._default_sentences(inp, ["none", "pk"]))
+    inp.summaries.append(dict(_summary("one", "skip", [0.2]), seeds=[0]))
+    text = " ".join(br._default_sentences(inp, ["none", "one"]))
+    assert "WARNING" not in text and "on its only seed" in text and "does not show that this repeats" in text
+
+
+def test_a_rewrite_from_the_same_record_keeps_the_plots_and_a_change_redraws_them(record, tmp_path):
+    small = json.loads(json.dumps(record))
+    small.update(ablations=small["ablations"][:1], comparisons=[])
+    out = tmp_path / "r"
+    br.write_reports(small, out)
+    folder = out / GOOD
+    plots = json.loads((folder / "metrics.json").read_text())["plots"]
+    assert "ap_before_after.png" in plots and all((folder / p).is_file() for p in plots)
+    stamp = {p: (folder / p).stat().st_mtime_ns for p in plots}
+    br.write_reports(small, out)
+    assert {p: (folder / p).stat().st_mtime_ns for p in plots} == stamp  # same inputs: not redrawn
+    (folder / plots[-1]).unlink()  # a plot lost (an interrupted write): everything is redrawn
+    br.write_reports(small, out)
+    assert all((folder / p).stat().st_mtime_ns != stamp[p] for p in plots[:-1]) and (folder / plots[-1]).is_file()
+    stamp = {p: (folder / p).stat().st_mtime_ns for p in plots}
+    small["ablations"][0]["runs"][0]["ap_after"]["AP"] += 0.01  # another number: redrawn
+    br.write_reports(small, out)
+    assert (folder / "ap_before_after.png").stat().st_mtime_ns != stamp["ap_before_after.png"]
