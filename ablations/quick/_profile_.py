@@ -1,4 +1,4 @@
-# Quick profile: the whole suite offline on a 2-core machine in about 20 minutes (`make bench`).
+# Quick profile: the whole suite offline on a 2-core machine in about 14 minutes from a cold cache (`make bench`).
 # Data: generated sandbox shop scenes; upstream sources: the synthetic paper-mix source and two small mmpose
 # estimators of different families trained here on the sandbox with mmpose's own training.
 _base_ = ['../_base_/quick.py']
