@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         from posefix_bench.structures.coco import CocoDataset, coco_split_paths
 
         val = CocoDataset(coco_split_paths(record["data"]["root"], record["data"]["val_split"])[0])
-        write_image(out_dir / "contact_sheet.png", coco_contact_sheet(val, val.image_ids[:12], cols=4))
+        sheet = coco_contact_sheet(val, val.image_ids[:8], cols=4, tile=(192, 192))
+        write_image(out_dir / "contact_sheet.png", sheet)
     index = write_reports(record, out_dir)
     log(f"wrote {index} ({len(record['ablations'])} ablations; bench.json and per-ablation reports beside it)")
     return 0

@@ -174,10 +174,8 @@ class RefinePostProcessor:
         self.batch_size, self.flip, self.box, self.absent_policy = int(batch_size), bool(flip), box, absent_policy
 
     def _inference_network(self):
-        from posefix_bench.models import fold_batchnorm, is_folded
+        from posefix_bench.models import fold_batchnorm
 
-        if is_folded(self.model):  # already prepared for inference (e.g. by the throughput command)
-            return self.model
         try:
             return fold_batchnorm(self.model)
         except PosefixError:  # a backbone without a folding rule runs as it is

@@ -52,12 +52,15 @@ def _fold_head(head: nn.Module) -> None:
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of a :class:`~posefix_bench.models.Refiner` (eval mode) with every BatchNorm folded into its conv."""
+    """A copy of a :class:`~posefix_bench.models.Refiner` (eval mode) with every BatchNorm folded into its conv
+    (a model folded already is copied as it is)."""
     from posefix_bench.models.backbones import ResNetBackbone
 
     if not isinstance(model.backbone, ResNetBackbone):
         raise PosefixError(f"fold_batchnorm: no folding rule for backbone {type(model.backbone).__name__}")
     folded = copy.deepcopy(model).eval()
+    if is_folded(model):  # folding twice would look for BatchNorms that are gone
+        return folded
     with torch.no_grad():
         _fold_resnet(folded.backbone)
         _fold_head(folded.head)

@@ -1181,16 +1181,16 @@ def _digest(obj: Any, h=None):
     return h.hexdigest() if top else None
 
 
-def _plots_current(out: Path, key: str) -> bool:
-    """Whether ``out`` holds every plot of a previous write from the same inputs (``metrics.json`` is written last
+def _current_plots(out: Path, key: str) -> list[str] | None:
+    """The plots in ``out`` from a previous write with the same inputs, or None (``metrics.json`` is written last
     and names its plots, so an interrupted write is redrawn)."""
     try:
         old = read_json(out / "metrics.json", "ablation metrics")
     except (PosefixError, OSError):
-        return False
+        return None
     plots = old.get("plots") if isinstance(old, Mapping) else None
-    return (old.get("plots_key") == key and isinstance(plots, list)
-            and all((out / str(p)).is_file() for p in plots))
+    ok = old.get("plots_key") == key and isinstance(plots, list) and all((out / str(p)).is_file() for p in plots)
+    return plots if ok else None
 
 
 def _write_ablation(inp: _Inputs, s: Mapping, out: Path, text: str) -> None:
@@ -1203,9 +1203,8 @@ def _write_ablation(inp: _Inputs, s: Mapping, out: Path, text: str) -> None:
     prof_png = (inp.profiles.get(name) or {}).get("png")
     key = _digest([PLOTS_VERSION, record, [inp.diags[(name, src)] for src in inp.sources], inp.crops.get(name),
                    prof_png, inp.schema.name])
-    if _plots_current(out, key):  # nothing changed since the last write: keep the plots (a rerun from cache)
-        plots = read_json(out / "metrics.json", "ablation metrics")["plots"]
-    else:
+    plots = _current_plots(out, key)  # nothing changed since the last write: keep the plots (a rerun from cache)
+    if plots is None:
         plots = ["ap_before_after.png"]
         save_figure(ap_before_after_figure(s), out / plots[0])
         for src in inp.sources:
