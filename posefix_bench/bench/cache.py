@@ -1,41 +1,29 @@
 """Content-hash step cache for the bench: a step whose inputs did not change is not redone.
 
-Every bench step (generate data, train an estimator or a refiner, predict, refine, diagnose, measure FPS) is named by
+Every bench step (generate data, train an estimator or a refiner, predict, refine, analyse, measure FPS) is named by
 the SHA-256 of a canonical JSON *payload* that lists everything its output depends on: the resolved config, the
 content hashes of the files it reads (the hashes of earlier steps' outputs), the seed, and a fingerprint of the
 package code it runs. Its output lives in ``<root>/<kind>/<key>/`` and counts as done only once a ``DONE`` marker
-is written last, so a killed bench never mistakes a half-written step for a finished one. Long steps (training)
-keep their working folder between runs and resume from their own checkpoints.
+is written last, so a killed bench never mistakes a half-written step for a finished one. A step holds an exclusive
+lock on its folder while it works (:meth:`Step.lock`), so a bench restarted after a kill waits for, rather than
+collides with, a worker of the killed run that is still finishing. Long steps (training) keep their working folder
+between runs and resume from their own checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
-import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
-from posefix_bench.structures.io import atomic_write_json, read_json, to_jsonable
+from posefix_bench.hashing import canonical_hash, file_hash
+from posefix_bench.structures.io import atomic_write_json, read_json
 
 __all__ = ["StepCache", "Step", "canonical_hash", "file_hash", "code_fingerprint"]
-
-
-def canonical_hash(payload: Any) -> str:
-    """SHA-256 of the canonical JSON form (sorted keys, no whitespace) of ``payload``."""
-    text = json.dumps(to_jsonable(payload), sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def code_fingerprint(packages: Iterable[str]) -> str:
@@ -70,9 +58,15 @@ class Step:
     def summary(self) -> dict:
         return read_json(self.path / "DONE", "step marker") if self.done else {}
 
-    def reset(self) -> None:
-        """Forget a step (its folder is removed)."""
-        shutil.rmtree(self.path, ignore_errors=True)
+    @contextlib.contextmanager
+    def lock(self) -> Iterator["Step"]:
+        """Exclusive lock on the step's folder (released when the holder exits, even by SIGKILL)."""
+        with open(self.path / "LOCK", "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield self
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class StepCache:

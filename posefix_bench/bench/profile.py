@@ -8,6 +8,9 @@ A profile is a folder ``ablations/<profile>/`` holding
   changes, its file name saying which factors it sets (``r18_64x48_paper_lb-off_skip.py``). An ablation may
   carry a ``bench = dict(seeds=[0, 1], tags=[...])`` section that the trainer ignores.
 
+Each config is parsed once, here (mmengine resolves its ``_base_`` chain); the bench's steps use the parsed dict
+(:attr:`Ablation.config`) and the factors it sets (:func:`ablation_factors`), never the file name.
+
 Profiles (issue 9): ``quick`` (generated sandbox scenes, small backbones and inputs, minutes per variant on
 2 cores), ``coco-mini`` (the real images of ``../shared/data/coco-mini`` or any COCO root: the real-image path
 check), ``coco`` (a full COCO root, the published schedule, GPUs, torchrun).
@@ -22,19 +25,27 @@ from typing import Any
 
 from posefix_bench.errors import PosefixError, file_error
 
-__all__ = ["Ablation", "Profile", "ABLATIONS_DIR", "load_profile", "list_profiles"]
+__all__ = ["Ablation", "Profile", "ABLATIONS_DIR", "load_profile", "list_profiles", "ablation_factors",
+           "measured_source", "describe"]
 
 ABLATIONS_DIR = Path(os.environ.get("POSEFIX_ABLATIONS", Path(__file__).resolve().parents[2] / "ablations"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Ablation:
-    """One refiner configuration of a profile and the seeds it is trained with."""
+    """One refiner configuration of a profile: its parsed config (without the ``bench`` section), the seeds it is
+    trained with and the comparisons (tags) it takes part in."""
 
     name: str
     path: Path
     seeds: tuple[int, ...]
     tags: tuple[str, ...] = ()
+    config: dict = field(default_factory=dict)
+
+    @property
+    def measured_source(self) -> str | None:
+        """The source whose measured error profile is this ablation's mix (``data.mix = "measured:<source>"``)."""
+        return measured_source(self.config.get("data", {}).get("mix"))
 
 
 @dataclass(frozen=True)
@@ -99,11 +110,12 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
             continue
         if only and not any(fnmatch.fnmatch(path.stem, pat) for pat in only):
             continue
-        bench = _read_config(path).get("bench") or {}
+        config = _read_config(path)
+        bench = config.pop("bench", None) or {}
         seeds = tuple(int(s) for s in bench.get("seeds", default_seeds))
         if not seeds:
             raise file_error(path, "bench.seeds is empty")
-        ablations.append(Ablation(path.stem, path, seeds, tuple(bench.get("tags", ()))))
+        ablations.append(Ablation(path.stem, path, seeds, tuple(bench.get("tags", ())), config))
     if not ablations:
         raise PosefixError(f"{folder}: no ablation configs" + (f" matching {only}" if only else ""))
     names = [s.get("name") for s in raw["sources"]]
@@ -122,6 +134,24 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
         default_ablation=raw.get("default_ablation"),
         raw=raw,
     )
+
+
+def measured_source(mix: Any) -> str | None:
+    """``"measured:<source>"`` -> ``<source>``; None for any other mix."""
+    return mix.split(":", 1)[1] if isinstance(mix, str) and mix.startswith("measured:") else None
+
+
+def ablation_factors(config: dict) -> dict:
+    """The factors an ablation's config sets, as reports name them: backbone, input (H x W), head, mix (a measured
+    profile as ``measured (<source>)``), lower body (on when ``data.lower_body.p`` > 0)."""
+    model, data = config.get("model") or {}, config.get("data") or {}
+    size = model.get("input_size")
+    mix = data.get("mix", "paper")
+    source = measured_source(mix)
+    lower_p = float((data.get("lower_body") or {}).get("p", 0.0))
+    return {"backbone": str(model.get("backbone", "-")), "input": f"{size[1]}x{size[0]}" if size else "-",
+            "head": str(model.get("head", "-")), "mix": f"measured ({source})" if source else describe(mix),
+            "lower body": "on" if lower_p > 0 else "off"}
 
 
 def describe(value: Any) -> str:

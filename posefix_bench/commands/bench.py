@@ -50,15 +50,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{time.perf_counter() - t0:6.0f} s] {line}", flush=True)
 
     record = run_bench(spec, progress=tqdm_progress, log=log)
-    out_dir = out_root / record["profile"]
-    atomic_write_json(out_dir / "bench.json", record)
-    if record["data"]["kind"] == "sandbox":  # what the generated data looks like, for the index and the README
+    out_dir = out_root / record.profile
+    atomic_write_json(out_dir / "bench.json", record.to_dict())
+    if record.data.kind == "sandbox":  # what the generated data looks like, for the index and the README
         from posefix_bench.reporting.draw import coco_contact_sheet, write_image
         from posefix_bench.structures.coco import CocoDataset, coco_split_paths
 
-        val = CocoDataset(coco_split_paths(record["data"]["root"], record["data"]["val_split"])[0])
+        val = CocoDataset(coco_split_paths(record.data.root, record.data.val_split)[0])
         sheet = coco_contact_sheet(val, val.image_ids[:8], cols=4, tile=(192, 192))
         write_image(out_dir / "contact_sheet.png", sheet)
     index = write_reports(record, out_dir)
-    log(f"wrote {index} ({len(record['ablations'])} ablations; bench.json and per-ablation reports beside it)")
+    log(f"wrote {index} ({len(record.ablations)} ablations; bench.json and per-ablation reports beside it)")
     return 0

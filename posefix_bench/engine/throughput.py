@@ -583,3 +583,24 @@ def split_by_precision(report: dict) -> dict[str, dict]:
                     precision=p)
         out[p] = part
     return out
+
+
+def measure_refiner_fps(model_cfg: dict, num_keypoints: int, device: str, batches=(1, 32),
+                        precisions=("fp32", "bf16"), threads: int = 2) -> dict:
+    """Inference samples/s of a refiner network (random weights: speed does not depend on them), per batch size and
+    precision, BatchNorm folded, channels-last, with the matmul peak measured in the same run (the bench's FPS)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        cfg = RefinerConfig.from_dict({**model_cfg, "num_keypoints": num_keypoints})
+        gflop = refiner_gflop(cfg)
+        model = fold_batchnorm(build_refiner(cfg, seed=0).eval().to(device).to(memory_format=torch.channels_last))
+        rows = []
+        for precision in precisions:
+            mp = matmul_peak(device, precision)
+            peak = PeakProbe(device, precision, mp["best_size"], mp["peak_gflops"])
+            for b in batches:
+                rows.append(refiner_row(model, b, precision, True, device, gflop, peak))
+        return {"gflop_per_sample": gflop, "threads": threads, "device": device, "rows": rows}
+    finally:
+        torch.set_num_threads(old)

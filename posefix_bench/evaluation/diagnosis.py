@@ -553,6 +553,7 @@ def diagnose(
     oks_thr: float = MATCH_OKS,
     timings: dict | None = None,
     progress: Progress = no_progress,
+    tables: dict | None = None,
 ) -> dict:
     """The diagnosis record (``diagnosis.json``) of validated results, optionally with their refined version.
 
@@ -564,7 +565,9 @@ def diagnose(
     ``transitions`` (:func:`transitions`) and ``ap_change`` ({metric: {before, after, delta}}).
 
     ``timings``, when given, receives the seconds spent in classify, summarize, evaluate and AP impact (kept out of
-    the record so the same inputs give the same bytes).
+    the record so the same inputs give the same bytes). ``tables``, when given, receives the classified keypoint
+    tables (``"before"``, and ``"after"`` with ``refined``) so a caller builds more on the same pass
+    (:mod:`posefix_bench.evaluation.pair`).
     """
     edges = check_conf_bins(conf_bins)
     if refined is not None:
@@ -584,8 +587,12 @@ def diagnose(
     }
     before = _timed_classify(gt, results, absent_policy, oks_thr, timings)
     rec.update(_diagnose_one(gt, results, before, edges, ap_impact, timings, progress))
+    if tables is not None:
+        tables["before"] = before
     if refined is not None:
         after = _timed_classify(gt, refined, absent_policy, oks_thr, timings)
+        if tables is not None:
+            tables["after"] = after
         rec["refined"] = _diagnose_one(gt, refined, after, edges, ap_impact, timings, progress)
         rec["transitions"] = transitions(before, after, edges)
         rec["ap_change"] = {

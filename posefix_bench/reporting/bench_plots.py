@@ -1,15 +1,16 @@
 """Plots of the bench reports: AP before/after and AP deltas with their seed spread, fixed/broken rates per error type,
 speed against gain, and the crop panel of input vs refined skeletons.
 
-They read the aggregated per-ablation records of :func:`posefix_bench.reporting.bench_report.ablation_metrics`
+They read the aggregated per-ablation records of :func:`posefix_bench.record.metrics.ablation_metrics`
 (``{"sources": {name: {"ap_before", "ap_after", "delta", "fixed", "broken", "occluded", ...}}}``, every number over
 seeds a *stat* ``{"mean", "min", "max", "n", "per_seed"}``). The error types and their colours are those of the
 diagnosis (Ronchi & Perona, ICCV 2017, Sec. 3.1; :mod:`posefix_bench.reporting.diagnosis_plots`); "fixed" means an
 input keypoint of an error type ended good after refinement and "broken" a good one ended in an error type, the
 transition counts of :func:`posefix_bench.evaluation.diagnosis.transitions`.
 
-The crop panel picks the persons whose mean keypoint similarity (KS, :mod:`posefix_bench.codecs.oks`) against their
-own joints changed most under refinement, up and down, crops them with the top-down crop transform
+The crop panel shows the persons whose mean keypoint similarity (KS, :mod:`posefix_bench.codecs.oks`) against their
+own joints changed most under refinement, up and down (picked by the pair's analysis,
+:func:`posefix_bench.evaluation.pair.select_crops`), crops them with the top-down crop transform
 (:mod:`posefix_bench.structures.transforms`) and draws ground truth, input and refined skeletons with
 :mod:`posefix_bench.reporting.draw`.
 
@@ -29,16 +30,16 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from posefix_bench.codecs.taxonomy import ERROR_TYPES
+from posefix_bench.record.metrics import FIXABLE
+from posefix_bench.reporting.context import label
 from posefix_bench.reporting.diagnosis_plots import CLASS_COLORS
 from posefix_bench.structures.schema import KeypointSchema
 
 __all__ = [
-    "FIXABLE", "CROP_COLORS", "CROP_COLOR_NAMES", "CROP_TILE", "label_of", "ap_before_after_figure", "ap_delta_figure",
-    "fixed_broken_figure", "speed_gain_figure", "CropItem", "select_crops", "crop_items", "crop_panel",
+    "CROP_COLORS", "CROP_COLOR_NAMES", "CROP_TILE", "ap_before_after_figure", "ap_delta_figure",
+    "fixed_broken_figure", "speed_gain_figure", "CropItem", "crop_items", "crop_panel",
 ]  # fmt: skip
 
-FIXABLE = ERROR_TYPES[1:]  # the error types a refiner can fix (absent keypoints stay absent)
 # ground truth, input, refined: RGB, distinct from each other and from the sandbox's backgrounds
 CROP_COLORS = {"ground truth": (255, 255, 255), "input": (230, 25, 75), "refined": (0, 200, 255)}
 CROP_COLOR_NAMES = {"ground truth": "white", "input": "red", "refined": "light blue"}
@@ -50,11 +51,6 @@ def _figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
-
-
-def label_of(summary: dict) -> str:
-    """The ablation's name as plots show it ("UNTRAINED" appended for an untrained refiner)."""
-    return summary["ablation"] + (" (UNTRAINED)" if summary.get("untrained") else "")
 
 
 def _seed_points(ax, x: float, stat: dict, horizontal: bool = False, color: str = "black") -> None:
@@ -104,7 +100,7 @@ def ap_before_after_figure(summary: dict) -> Figure:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("COCO keypoint AP")
     seeds = max(g[2]["n"] for g in groups)
-    ax.set_title(f"{label_of(summary)}\nAP before/after refinement ({seeds} seed{'s' * (seeds > 1)}; "
+    ax.set_title(f"{label(summary)}\nAP before/after refinement ({seeds} seed{'s' * (seeds > 1)}; "
                  "whiskers min..max, points per seed)", fontsize=8)
     ax.legend(fontsize=8, loc="upper right")
     return fig
@@ -141,7 +137,7 @@ def ap_delta_figure(summaries: Sequence[dict], sources: Sequence[str], default: 
         ax.set_xlabel("AP delta (refined - input)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.margins(x=0.15)
-    axes[0].set_yticks(y, [label_of(s) for s in summaries])
+    axes[0].set_yticks(y, [label(s) for s in summaries])
     for tick, s in zip(axes[0].get_yticklabels(), summaries):
         if s["ablation"] == default:
             tick.set_fontweight("bold")
@@ -179,7 +175,7 @@ def fixed_broken_figure(summaries: Sequence[dict], sources: Sequence[str]) -> Fi
             ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if v > 0.6 else "black")
         ax.set_xticks(range(len(cols)), cols, fontsize=7)
         ax.set_title(name, fontsize=8)
-    axes[0].set_yticks(range(n), [label_of(s) for s in summaries], fontsize=7)
+    axes[0].set_yticks(range(n), [label(s) for s in summaries], fontsize=7)
     fig.suptitle("What refinement did per error type (seed means):\nshare of the input keypoints of each type that "
                  "ended good, share of the good ones that ended in an error", fontsize=8)
     return fig
@@ -195,7 +191,7 @@ def speed_gain_figure(summaries: Sequence[dict], sources: Sequence[str]) -> Figu
             continue
         name = f"{best['backbone']} {best['head']} {best['input_size'][1]}x{best['input_size'][0]}"
         gain = float(np.mean([s["sources"][n]["delta"]["mean"] for n in sources]))
-        networks.setdefault(name, []).append((best["samples_per_s"], gain, label_of(s)))
+        networks.setdefault(name, []).append((best["samples_per_s"], gain, label(s)))
     if not networks:
         return None
     fig = _figure(7.5, 4.5)
@@ -246,70 +242,24 @@ class CropItem:
         return f"{self.kind} KS {self.ks_before:.2f}->{self.ks_after:.2f}"
 
 
-def select_crops(gt, results: Sequence[dict], refined: Sequence[dict], count: int = 8,
-                 min_keypoints: int = 6) -> list[dict]:
-    """The persons whose mean KS against their own joints rose most (fixes) and fell most (breaks).
-
-    Only detections matched to the same person before and after refinement count (as in the diagnosis'
-    transitions), with at least ``min_keypoints`` labelled joints (all matched ones when none has that many).
-    Returns up to ``count // 2`` of each kind (fixes first, the other kind filling a shortfall) as
-    ``{"result_index", "image_id", "ann_id", "ks_before", "ks_after", "kind"}``, largest change first.
-    """
-    from posefix_bench.evaluation.diagnosis import classify
-
-    before, after = classify(gt, results), classify(gt, refined)
-    same = (before.det_ann_id >= 0) & (before.det_ann_id == after.det_ann_id)
-    kb, ka = same[before.result_index], same[after.result_index]
-    idx = before.result_index[kb]
-    n = len(results)
-    counts = np.bincount(idx, minlength=n)
-    ks_b = np.bincount(idx, weights=np.nan_to_num(before.ks_own[kb]), minlength=n)
-    ks_a = np.bincount(after.result_index[ka], weights=np.nan_to_num(after.ks_own[ka]), minlength=n)
-    dets = np.flatnonzero(counts >= min_keypoints)
-    if dets.size == 0:
-        dets = np.flatnonzero(counts > 0)
-    ks_b, ks_a = ks_b[dets] / counts[dets], ks_a[dets] / counts[dets]
-    change = ks_a - ks_b
-    order = np.argsort(-change, kind="stable")
-    fixes = [i for i in order if change[i] > 0]
-    breaks = [i for i in order[::-1] if change[i] < 0]
-    half = count // 2
-    n_fix = min(len(fixes), max(half, count - len(breaks)))
-    chosen = [(i, "fix") for i in fixes[:n_fix]] + [(i, "break") for i in breaks[:count - n_fix]]
-    return [{"result_index": int(dets[i]), "image_id": int(results[dets[i]]["image_id"]),
-             "ann_id": int(before.det_ann_id[dets[i]]), "ks_before": float(ks_b[i]), "ks_after": float(ks_a[i]),
-             "kind": kind} for i, kind in chosen]
-
-
-def _pose_xyv(record: dict, k: int) -> np.ndarray:
-    """(K, 3) x, y, 1 of a result record's predicted keypoints; absent ones (0, 0, 0) so they are not drawn."""
-    from posefix_bench.structures.results import absent_mask
-
-    kp = np.asarray(record["keypoints"], dtype=np.float64).reshape(k, 3)
-    absent = absent_mask(kp)
-    return np.where(absent[:, None], 0.0, np.column_stack([kp[:, :2], np.ones(k)]))
-
-
-def crop_items(gt, results: Sequence[dict], refined: Sequence[dict], chosen: Sequence[dict],
-               tile: tuple[int, int] = CROP_TILE) -> list[CropItem]:
-    """Crops (``tile`` = (w, h)) around the ground-truth boxes of ``chosen`` (:func:`select_crops`), with the three
+def crop_items(crops: Sequence[dict], tile: tuple[int, int] = CROP_TILE) -> list[CropItem]:
+    """Crops (``tile`` = (w, h)) around the ground-truth boxes of the crop panel's persons (the records of
+    :func:`posefix_bench.evaluation.pair.crop_record`: image file, box, poses in image pixels), with the three
     skeletons mapped into crop coordinates; reads the images."""
+    from posefix_bench.structures.coco import read_image_file
     from posefix_bench.structures.transforms import affine_matrix, apply_affine, box_to_center_scale, warp_image
 
-    k = gt.schema.num_keypoints
     items = []
-    for c in chosen:
-        ann = gt.coco.anns[c["ann_id"]]
-        center, scale = box_to_center_scale(np.asarray(ann["bbox"]), tile[0] / tile[1], padding=CROP_PADDING)
+    for c in crops:
+        center, scale = box_to_center_scale(np.asarray(c["bbox"]), tile[0] / tile[1], padding=CROP_PADDING)
         m = affine_matrix(center, scale, 0.0, tile)
-        crop = warp_image(gt.read_image(c["image_id"]), m, tile)
-        gt_kp = np.asarray(ann["keypoints"], dtype=np.float64).reshape(k, 3)
-        poses = np.stack([gt_kp, _pose_xyv(results[c["result_index"]], k),
-                          _pose_xyv(refined[c["result_index"]], k)])
+        crop = warp_image(read_image_file(c["image"]), m, tile)
+        poses = np.asarray(c["poses"], dtype=np.float64)
+        k = poses.shape[1]
         shown = poses[..., 2] > 0
         poses[..., :2] = np.where(shown[..., None], apply_affine(poses[..., :2], np.broadcast_to(m, (3, 2, 3))), 0.0)
         hollow = np.zeros((3, k), bool)
-        hollow[0] = gt_kp[:, 2] == 1
+        hollow[0] = poses[0, :, 2] == 1
         items.append(CropItem(crop, poses, hollow, c["image_id"], c["ann_id"], c["result_index"], c["ks_before"],
                               c["ks_after"], c["kind"]))
     return items

@@ -36,25 +36,27 @@ def test_bench_end_to_end_and_cache(tmp_path):
     cache, out = tmp_path / "cache", tmp_path / "reports"
     spec = RunSpec(profile=str(profile), out_dir=str(out), cache_root=str(cache), jobs=2, threads=1)
     record = run_bench(spec)
-    assert record["profile"] == "tiny" and record["data"]["kind"] == "sandbox"
-    assert [a["name"] for a in record["ablations"]] == ["r18_64x48_paper_lb-off_posefix",
-                                                       "r18_64x48_paper_lb-off_prior+skip"]
-    for a in record["ablations"]:
-        (run,) = a["runs"]
-        assert run["source"] == "synthetic-paper" and run["seed"] == 0
-        assert 0.0 <= run["ap_before"]["AP"] <= 1.0 and 0.0 <= run["ap_after"]["AP"] <= 1.0
-        assert sum(run["counts_before"][c] for c in ("good", "jitter", "inversion", "swap", "miss")) > 0
-        assert run["train"]["iterations"] == 4 and Path(run["checkpoint"]).is_file()
-        assert a["fps"]["rows"] and a["fps"]["rows"][0]["samples_per_s"] > 0
-    src = record["sources"][0]
-    assert src["baseline"]["ap_impact"] is not None and src["poses"] > 0
+    assert record.profile == "tiny" and record.data.kind == "sandbox"
+    assert [a.name for a in record.ablations] == ["r18_64x48_paper_lb-off_posefix", "r18_64x48_paper_lb-off_prior+skip"]
+    for a in record.ablations:
+        (run,) = a.runs
+        assert run.source == "synthetic-paper" and run.seed == 0
+        assert 0.0 <= run.ap_before["AP"] <= 1.0 and 0.0 <= run.ap_after["AP"] <= 1.0
+        assert sum(run.counts_before[c] for c in ("good", "jitter", "inversion", "swap", "miss")) > 0
+        assert run.train["iterations"] == 4 and Path(run.checkpoint).is_file()
+        assert a.fps["rows"] and a.fps["rows"][0]["samples_per_s"] > 0
+        assert a.factors == {"backbone": "resnet18", "input": "64x48", "head": a.name.rsplit("_", 1)[1],
+                             "mix": "paper", "lower body": "off"}
+        assert a.metrics["sources"]["synthetic-paper"]["ap_before"] == run.ap_before["AP"]
+    src = record.sources[0]
+    assert src.baseline["ap_impact"] is not None and src.poses > 0
     finals = {p: p.stat().st_mtime_ns for p in cache.glob("train/*/final.pth")}
     assert len(finals) == 2
 
     # the same profile again: every step comes from the cache (nothing retrained, same numbers)
     again = run_bench(RunSpec(profile=str(profile), out_dir=str(out), cache_root=str(cache), jobs=1, threads=1))
     assert {p: p.stat().st_mtime_ns for p in cache.glob("train/*/final.pth")} == finals
-    strip = lambda r: [[{k: v for k, v in run.items() if k != "train"} for run in a["runs"]] for a in r["ablations"]]
+    strip = lambda r: [[{k: v for k, v in vars(run).items() if k != "train"} for run in a.runs] for a in r.ablations]
     assert strip(again) == strip(record)
 
 

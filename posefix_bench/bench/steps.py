@@ -1,0 +1,385 @@
+"""The bench's cached steps: data, upstream sources, error profiles, refiner trainings, refinement, analysis, FPS.
+
+Each method of :class:`BenchSteps` is one kind of step of :mod:`posefix_bench.bench.cache`: it names the step by a
+payload of everything its output depends on, does the work under the step's lock unless a finished copy exists,
+and returns a plain record of what it produced. Nothing here decides *which* steps run: that is the runner's job
+(:mod:`posefix_bench.bench.runner`), and nothing here draws: the records go to :mod:`posefix_bench.reporting`.
+
+Steps (PoseFix, Moon et al., CVPR 2019; Ronchi & Perona, ICCV 2017 for the diagnosis):
+
+- ``data``: the generated sandbox scenes, or a COCO-format root (coco-mini, COCO);
+- ``estimator``: a small mmpose estimator trained on the training split with mmpose's own training;
+- ``predict``: a source run on a split with ground-truth boxes (a results file);
+- ``profile``: an estimator's error profile measured on (part of) the *training* split, for ``measured:`` mixes,
+  so no validation statistics leak into training;
+- ``train``: a refiner training (resumable from its own checkpoints; torchrun where the profile asks for it);
+- ``refine``: a source's results refined by a trained refiner;
+- ``analyse``: one pass over (results, refined) (:func:`posefix_bench.evaluation.pair.analyse_pair`);
+- ``fps``: the refiner network's inference samples/s on this machine.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from posefix_bench.bench.cache import StepCache, code_fingerprint, file_hash
+from posefix_bench.bench.profile import Ablation, Profile
+from posefix_bench.errors import PosefixError
+from posefix_bench.hashing import canonical_hash
+from posefix_bench.progress import Progress, no_progress
+from posefix_bench.structures.coco import CocoDataset, coco_split_paths, default_coco_mini_root
+from posefix_bench.structures.io import atomic_write_json, read_json
+
+__all__ = ["BenchData", "BenchSteps"]
+
+# the code each step runs: a change there invalidates that step's cache
+TRAIN_CODE = ("models", "engine/train.py", "engine/data.py", "engine/distributed.py", "synthesis", "codecs",
+              "structures")
+REFINE_CODE = ("models", "engine/refine.py", "codecs", "structures")
+SOURCE_CODE = ("sources", "synthesis", "codecs", "structures")
+EVAL_CODE = ("evaluation", "codecs", "structures")
+FPS_CODE = ("models", "engine/throughput.py", "codecs")
+ANALYSIS_VERSION = 2  # 2: the analysis also picks the crop panel's persons
+
+
+@dataclass
+class BenchData:
+    """The profile's data: a COCO-format root, its splits, and a fingerprint of its content."""
+
+    root: Path
+    train_split: str
+    val_split: str
+    fingerprint: str
+    kind: str
+    description: str
+    val: CocoDataset = field(repr=False)
+    occluded_ids: list = field(default_factory=list)  # annotation ids tagged lower-body occluded (sandbox only)
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+class BenchSteps:
+    """The cached steps of one profile (see the module docstring)."""
+
+    def __init__(self, profile: Profile, cache_root: str | Path, coco_root: str | Path | None = None,
+                 device: str = "cpu", threads: int = 1, progress: Progress = no_progress):
+        self.profile = profile
+        self.cache_root = Path(cache_root)
+        self.cache = StepCache(self.cache_root)
+        self.coco_root = Path(coco_root) if coco_root else None
+        self.device = device
+        self.threads = threads
+        self.progress = progress
+        self._code: dict[tuple, str] = {}
+        self._data: BenchData | None = None
+
+    def code(self, parts: tuple[str, ...]) -> str:
+        if parts not in self._code:
+            self._code[parts] = code_fingerprint(parts)
+        return self._code[parts]
+
+    # -- data ----------------------------------------------------------------------------------------------------
+    def data(self) -> BenchData:
+        if self._data is not None:
+            return self._data
+        spec = self.profile.data
+        kind = spec.get("kind")
+        if kind == "sandbox":
+            from posefix_bench.engine.sandbox import SandboxParams, ensure_sandbox
+
+            params = SandboxParams(**spec.get("params", {}))
+            root = ensure_sandbox(self.cache_root / "sandbox", params, progress=self.progress)
+            fingerprint = root.name
+            train_split, val_split = "train", "val"
+            desc = (f"generated sandbox scenes (seed {params.seed}, {params.train} train / {params.val} val images of "
+                    f"{params.image_size} px, lower-body occluder probability {params.occluder_p})")
+        elif kind in ("coco-mini", "coco"):
+            if kind == "coco-mini":
+                root = self.coco_root or default_coco_mini_root()
+            elif self.coco_root is None:
+                raise PosefixError("profile coco needs a COCO root: make bench PROFILE=coco COCO_ROOT=/path/to/coco")
+            else:
+                root = self.coco_root
+            train_split, val_split = spec.get("train_split", "train2017"), spec.get("val_split", "val2017")
+            for split in (train_split, val_split):
+                ann, images = coco_split_paths(root, split)
+                if not ann.is_file() or not images.is_dir():
+                    raise PosefixError(f"{root}: not a COCO root with split {split} (expected {ann} and {images})")
+            fingerprint = canonical_hash([file_hash(coco_split_paths(root, s)[0]) for s in (train_split, val_split)])
+            desc = f"COCO-format root {root} ({train_split} / {val_split})"
+        else:
+            raise PosefixError(f"profile {self.profile.name}: unknown data kind {kind!r} (sandbox, coco-mini, coco)")
+        from posefix_bench.engine.sandbox import occluded_person_ids
+
+        val = CocoDataset(coco_split_paths(root, val_split)[0])
+        self._data = BenchData(Path(root), train_split, val_split, fingerprint, kind, desc, val,
+                               occluded_person_ids(val))
+        return self._data
+
+    # -- sources -------------------------------------------------------------------------------------------------
+    def source_spec(self, name: str) -> dict:
+        for s in self.profile.sources:
+            if s["name"] == name:
+                return s
+        raise PosefixError(f"profile {self.profile.name}: no source named {name!r}")
+
+    def estimator(self, spec: dict) -> tuple[Path, dict]:
+        """Train (or reuse) a small mmpose estimator on the profile's training split with mmpose's own training."""
+        from posefix_bench.sources.mmpose_train import resolve_card, train_mmpose_estimator
+
+        data = self.data()
+        card = resolve_card(spec["card"])
+        seed = int(spec.get("train_seed", 0))
+        overrides = dict(spec.get("overrides", {}))
+        step = self.cache.step("estimator", {
+            "card": card.name, "card_file": file_hash(card.path), "data": data.fingerprint, "seed": seed,
+            "overrides": overrides, "code": self.code(("sources",)),
+        })
+        with step.lock():
+            if not step.done:
+                t0 = time.perf_counter()
+                ckpt = train_mmpose_estimator(card, data.root, step.path, overrides=overrides or None,
+                                              train_split=data.train_split, seed=seed, progress=self.progress)
+                step.mark_done({"checkpoint": ckpt.name, "seconds": time.perf_counter() - t0, "card": card.name})
+        summary = step.summary()
+        return step.path / summary["checkpoint"], summary
+
+    def build_source(self, spec: dict):
+        """The source object a profile entry describes, plus metadata for the report."""
+        from posefix_bench.sources import get_source
+
+        kind = spec.get("type")
+        meta: dict[str, Any] = {"type": kind}
+        if kind == "synthetic":
+            mix, seed = spec.get("mix", "paper"), int(spec.get("seed", 0))
+            src = get_source("synthetic", mix=mix, seed=seed)
+            meta.update(mix=mix, seed=seed)
+        elif kind == "mmpose-trained":
+            ckpt, summary = self.estimator(spec)
+            src = get_source(summary["card"], checkpoint=str(ckpt), device=self.device)
+            meta.update(card=summary["card"], train_seconds=summary.get("seconds"),
+                        trained_on=self.data().description, checkpoint=_rel(ckpt, self.cache_root))
+        elif kind == "mmpose":
+            opts = {k: v for k, v in spec.items() if k not in ("name", "type", "card")}
+            src = get_source(spec["card"], device=self.device, **opts)
+        elif kind in ("mediapipe", "results-file"):
+            src = get_source(kind, **{k: v for k, v in spec.items() if k not in ("name", "type")})
+        else:
+            raise PosefixError(f"profile {self.profile.name}: source {spec.get('name')!r} has unknown type {kind!r}")
+        info = src.info.to_record()
+        meta.update(info=info, trained=bool(info.get("trained", True)))
+        return src, meta
+
+    def predict(self, spec: dict, split: str = "val", limit: int | None = None) -> dict:
+        """Run a source on a split with ground-truth boxes (cached); a record with the results file."""
+        from posefix_bench.sources.boxes import gt_boxes
+        from posefix_bench.structures.results import save_results
+
+        data = self.data()
+        src, meta = self.build_source(spec)
+        split_name = data.val_split if split == "val" else data.train_split
+        step = self.cache.step("predict", {
+            "source": {k: v for k, v in spec.items() if k != "name"}, "meta": meta, "data": data.fingerprint,
+            "split": split_name, "limit": limit, "code": self.code(SOURCE_CODE)})
+        out = step.path / "results.json"
+        gt_path = step.path / "gt_subset.json" if limit else coco_split_paths(data.root, split_name)[0]
+        with step.lock():
+            if not step.done:
+                if split == "val":
+                    dataset = data.val
+                else:
+                    dataset = CocoDataset(coco_split_paths(data.root, split_name)[0])
+                    if limit:
+                        dataset = _subset(dataset, limit, gt_path)
+                t0 = time.perf_counter()
+                results = src.predict(dataset, gt_boxes(dataset), progress=self.progress)
+                seconds = time.perf_counter() - t0
+                save_results(out, results)
+                step.mark_done({"seconds": seconds, "poses": len(results), "images": len(dataset)})
+        summary = step.summary()
+        return {"name": spec["name"], "type": spec.get("type"), "meta": meta, "results": str(out),
+                "hash": file_hash(out), "predict_seconds": summary.get("seconds"), "poses": summary.get("poses"),
+                "images": summary.get("images"), "gt": str(gt_path)}
+
+    def error_profile(self, source_name: str) -> Path:
+        """Error profile of a source measured on (part of) the *training* split (``profile.json``); cached."""
+        from posefix_bench.evaluation.profile import measure_profile
+        from posefix_bench.structures.results import load_results
+
+        rec = self.predict(self.source_spec(source_name), split="train",
+                           limit=self.profile.raw.get("profile_train_images"))
+        step = self.cache.step("profile", {"results": rec["hash"], "code": self.code(EVAL_CODE)})
+        out = step.path / "profile.json"
+        with step.lock():
+            if not step.done:
+                gt = CocoDataset(rec["gt"])
+                prof = measure_profile(gt, load_results(rec["results"], gt),
+                                       meta={"source": source_name, "split": self.data().train_split,
+                                             "images": rec["images"], "poses": rec["poses"]})
+                prof.save(out)
+                step.mark_done({"source": source_name})
+        return out
+
+    # -- refiners ------------------------------------------------------------------------------------------------
+    def train_config(self, ablation: Ablation, seed: int) -> dict:
+        """The ablation's parsed config resolved for one training: data root and splits, measured mix, seed,
+        threads, device."""
+        import copy
+
+        cfg = copy.deepcopy(ablation.config)
+        data_cfg, train_cfg = cfg.setdefault("data", {}), cfg.setdefault("train", {})
+        if ablation.measured_source:
+            data_cfg["mix"] = str(self.error_profile(ablation.measured_source))
+        if data_cfg.get("sandbox"):  # the ablation trains on generated scenes, whatever the profile evaluates on
+            from posefix_bench.engine.sandbox import SandboxParams, ensure_sandbox
+
+            data_cfg["root"] = str(ensure_sandbox(self.cache_root / "sandbox", SandboxParams(**data_cfg["sandbox"])))
+        else:  # it trains on the profile's own data
+            data = self.data()
+            data_cfg["root"] = str(data.root)
+            data_cfg["train_split"], data_cfg["val_split"] = data.train_split, data.val_split
+        train_cfg.update(seed=int(seed), threads=self.threads, device=self.device)
+        return cfg
+
+    def train_step(self, ablation: Ablation, seed: int):
+        """(step, resolved config) of one training, without running it."""
+        import os
+
+        cfg = self.train_config(ablation, seed)
+        mix = cfg["data"].get("mix")
+        data_part = {k: v for k, v in cfg["data"].items() if k not in ("root", "cache_images", "mix")}
+        train_part = {k: v for k, v in cfg["train"].items() if k not in ("threads", "num_workers", "log_interval",
+                                                                          "checkpoint_interval", "device")}
+        payload = {
+            "model": cfg["model"], "data": data_part, "train": train_part,
+            "mix": file_hash(mix) if isinstance(mix, str) and os.path.isfile(mix) else mix,
+            "dataset": _data_fingerprint(Path(cfg["data"]["root"]), cfg["data"]["train_split"]),
+            "device": self.device, "code": self.code(TRAIN_CODE)}
+        if self.profile.raw.get("train_launcher"):
+            payload["launcher"] = self.profile.raw["train_launcher"]
+        return self.cache.step("train", payload), cfg
+
+    def train(self, ablation: Ablation, seed: int) -> dict:
+        """Train (or reuse, or resume) one refiner: ``{"checkpoint", "key", "summary"}``."""
+        from posefix_bench.engine.train import train
+
+        step, cfg = self.train_step(ablation, seed)
+        with step.lock():
+            if not step.done:
+                resume = (step.path / "checkpoints" / "latest.pth").is_file()
+                t0 = time.perf_counter()
+                launcher = self.profile.raw.get("train_launcher")
+                if launcher:
+                    summary = _train_torchrun(cfg, step.path, resume, int(launcher.get("nproc_per_node", 1)))
+                else:
+                    summary = train(cfg, step.path, resume=resume, progress=self.progress)
+                step.mark_done(dict(summary, wall_seconds=time.perf_counter() - t0))
+        return {"checkpoint": str(step.path / "final.pth"), "key": step.key, "summary": step.summary()}
+
+    def refine(self, trained: dict, source: dict) -> Path:
+        """A source's validation results refined by a trained refiner (the profile's ``refine`` settings)."""
+        from posefix_bench.engine.refine import RefinePostProcessor
+        from posefix_bench.structures.results import load_results, save_results
+
+        data = self.data()
+        opts = dict(self.profile.refine)
+        step = self.cache.step("refine", {"train": trained["key"], "results": source["hash"], "options": opts,
+                                          "code": self.code(REFINE_CODE)})
+        out = step.path / "refined.json"
+        with step.lock():
+            if not step.done:
+                t0 = time.perf_counter()
+                post = RefinePostProcessor(trained["checkpoint"], device=self.device, **opts)
+                refined = post.refine(data.val, load_results(source["results"], data.val))
+                save_results(out, refined)
+                step.mark_done({"seconds": time.perf_counter() - t0, "poses": len(refined)})
+        return out
+
+    # -- analysis ------------------------------------------------------------------------------------------------
+    def analyse(self, results_path: str | Path, refined_path: str | Path | None, ap_impact: bool) -> dict:
+        """One pass over results (and their refinement) on the validation split: diagnosis, lower-body-occluded
+        subset, crop-panel persons (:func:`posefix_bench.evaluation.pair.analyse_pair`)."""
+        from posefix_bench.evaluation.pair import CROP_COUNT, analyse_pair
+        from posefix_bench.structures.results import load_results
+
+        data = self.data()
+        step = self.cache.step("analyse", {
+            "results": file_hash(results_path), "refined": file_hash(refined_path) if refined_path else None,
+            "gt": data.fingerprint, "ap_impact": ap_impact, "crops": CROP_COUNT, "version": ANALYSIS_VERSION,
+            "code": self.code(EVAL_CODE)})
+        out = step.path / "analysis.json"
+        with step.lock():
+            if not step.done:
+                res = load_results(results_path, data.val)
+                ref = load_results(refined_path, data.val) if refined_path else None
+                atomic_write_json(out, analyse_pair(data.val, res, ref, ap_impact=ap_impact,
+                                                    subset_ids=data.occluded_ids))
+                step.mark_done({})
+        return dict(read_json(out, "analysis"), path=str(out))
+
+    # -- speed ---------------------------------------------------------------------------------------------------
+    def fps(self, model_cfg: dict, num_keypoints: int) -> dict:
+        """Refiner inference samples/s on this machine (measured once per network, cached)."""
+        from posefix_bench.engine.throughput import measure_refiner_fps
+
+        opts = {"batches": [1, 32], "precisions": ["fp32", "bf16"], "threads": 2, **self.profile.fps}
+        step = self.cache.step("fps", {"model": model_cfg, "k": num_keypoints, "options": opts,
+                                       "device": self.device, "machine": platform.node(), "code": self.code(FPS_CODE)})
+        out = step.path / "fps.json"
+        with step.lock():
+            if not step.done:
+                atomic_write_json(out, measure_refiner_fps(model_cfg, num_keypoints, self.device, **opts))
+                step.mark_done({})
+        return read_json(out, "fps record")
+
+
+def _data_fingerprint(root: Path, split: str) -> str:
+    """Content fingerprint of a training split: a sandbox root is named by its parameters' hash; otherwise the
+    annotation file's hash (images are taken as immutable, as COCO's are)."""
+    from posefix_bench.engine.sandbox import is_sandbox_root
+
+    if is_sandbox_root(root):
+        return root.name
+    return file_hash(coco_split_paths(root, split)[0])
+
+
+def _train_torchrun(cfg: dict, work_dir: Path, resume: bool, nproc: int) -> dict:
+    """Train through ``torchrun`` (one process per GPU, NCCL; gloo on CPU) with the ``train`` command."""
+    import json
+    import subprocess
+    import sys
+
+    from mmengine.config import Config
+
+    cfg_file = work_dir / "bench_config.py"
+    Config(cfg).dump(str(cfg_file))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "posefix_bench.cli", "train", "--config", str(cfg_file), "--work-dir", str(work_dir)]
+    proc = subprocess.run(cmd + (["--resume"] if resume else []), capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise PosefixError(f"{work_dir}: torchrun training failed ({tail[0]})")
+    lines = (work_dir / "train_log.jsonl").read_text().strip().splitlines()
+    last = json.loads(lines[-1]) if lines else {}
+    return {"launcher": "torchrun", "world_size": nproc, "iterations": last.get("iter"),
+            "final_loss": last.get("loss"), "samples_per_s": last.get("samples_per_s"),
+            "checkpoint": str(work_dir / "final.pth")}
+
+
+def _subset(dataset: CocoDataset, limit: int, path: Path) -> CocoDataset:
+    """The first ``limit`` images of a dataset as its own annotation file (for profiling on part of a split)."""
+    ids = set(dataset.image_ids[:limit])
+    d = dataset.coco.dataset
+    sub = {**d, "images": [i for i in d["images"] if i["id"] in ids],
+           "annotations": [a for a in d["annotations"] if a["image_id"] in ids]}
+    atomic_write_json(path, sub, indent=None)
+    return CocoDataset(path, image_dir=dataset.image_dir)

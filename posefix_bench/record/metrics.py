@@ -1,0 +1,156 @@
+"""Per-ablation metrics (``metrics.json``): the runs of one ablation aggregated over its seeds.
+
+For every source: AP before (the input does not depend on the refiner's seed) and after, the AP delta, every COCO
+metric, class counts, and the Ronchi & Perona fixed/broken transitions (:func:`posefix_bench.evaluation.diagnosis.
+transitions`) overall, per confidence bin and per body-part group, and the lower-body-occluded subset; each
+quantity that varies with the seed is a seed stat (:func:`~posefix_bench.record.stats.seed_stat`). Plus the
+training times and the refiner's FPS record.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from posefix_bench.codecs.taxonomy import ERROR_TYPES
+from posefix_bench.evaluation.coco_eval import METRIC_KEYS
+from posefix_bench.record.stats import seed_stat
+
+__all__ = ["METRICS_FORMAT", "FIXABLE", "ap_value", "ablation_metrics", "overall_delta", "mean_over_sources"]
+
+METRICS_FORMAT = "posefix-bench/bench-metrics/v1"
+FIXABLE = ERROR_TYPES[1:]  # the error types a refiner can fix (absent keypoints stay absent)
+TRAIN_KEYS = ("iterations", "trained_iterations", "resumed_from", "seconds", "wall_seconds", "samples_per_s",
+              "final_loss", "world_size")
+
+
+def ap_value(metrics: Mapping | None, key: str = "AP") -> float | None:
+    """A COCO metric, None where undefined (pycocotools writes -1)."""
+    v = None if metrics is None else metrics.get(key)
+    return None if v is None or v < 0 else float(v)
+
+
+def _delta(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
+def _rate(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def _fix_break_stats(recs: Mapping[int, dict]) -> dict:
+    """Seed stats of transition records ({seed: diagnosis ``_fix_break`` record}): fixed per error type, pooled
+    fixed over the fixable types, broken."""
+    fixed = {t: {"input": seed_stat({s: r["fixed"][t]["input"] for s, r in recs.items()}),
+                 "fixed": seed_stat({s: r["fixed"][t]["fixed"] for s, r in recs.items()}),
+                 "rate": seed_stat({s: r["fixed"][t]["rate"] for s, r in recs.items()})} for t in FIXABLE}
+    errors = {s: sum(r["fixed"][t]["input"] for t in FIXABLE) for s, r in recs.items()}
+    pooled = {s: _rate(sum(r["fixed"][t]["fixed"] for t in FIXABLE), errors[s]) for s, r in recs.items()}
+    return {
+        "fixed": fixed,
+        "errors": seed_stat(errors),
+        "fixed_rate": seed_stat(pooled),
+        "broken": {"input": seed_stat({s: r["broken"]["input"] for s, r in recs.items()}),
+                   "broken": seed_stat({s: r["broken"]["broken"] for s, r in recs.items()}),
+                   "rate": seed_stat({s: r["broken"]["rate"] for s, r in recs.items()})},
+    }
+
+
+def _occluded_metrics(runs: Mapping[int, object]) -> dict | None:
+    occ = {s: r.occluded for s, r in runs.items() if r.occluded}
+    if not occ:
+        return None
+    first = occ[min(occ)]
+    out = {"persons": first["persons"], "ap_before": first.get("ap_before"),
+           "ap_after": seed_stat({s: o.get("ap_after") for s, o in occ.items()}),
+           "delta": seed_stat({s: _delta(o.get("ap_before"), o.get("ap_after")) for s, o in occ.items()})}
+    for key in ("lower_keypoints", "lower_good_before", "lower_ks_before"):
+        out[key] = first.get(key)
+    for key in ("lower_good_after", "lower_fixed", "lower_broken", "lower_ks_after"):
+        out[key] = seed_stat({s: o.get(key) for s, o in occ.items()})
+    return out
+
+
+def _source_metrics(runs: Mapping[int, object]) -> dict:
+    """Aggregate one source's runs ({seed: Run}) over the seeds."""
+    first = runs[min(runs)]
+    return {
+        "ap_before": ap_value(first.ap_before),
+        "ap_after": seed_stat({s: ap_value(r.ap_after) for s, r in runs.items()}),
+        "delta": seed_stat({s: _delta(ap_value(r.ap_before), ap_value(r.ap_after)) for s, r in runs.items()}),
+        "metrics_before": {k: ap_value(first.ap_before, k) for k in METRIC_KEYS},
+        "metrics_after": {k: seed_stat({s: ap_value(r.ap_after, k) for s, r in runs.items()}) for k in METRIC_KEYS},
+        "counts_before": first.counts_before,
+        "counts_after": {c: seed_stat({s: (r.counts_after or {}).get(c) for s, r in runs.items()})
+                         for c in (first.counts_after or {})},
+        **_fix_break_stats({s: {"fixed": r.fixed, "broken": r.broken} for s, r in runs.items()}),
+        "per_confidence": {b: _fix_break_stats({s: r.per_confidence[b] for s, r in runs.items()})
+                           for b in (first.per_confidence or {})},
+        "per_group": {g: _fix_break_stats({s: r.per_group[g] for s, r in runs.items()})
+                      for g in (first.per_group or {})},
+        "occluded": _occluded_metrics(runs),
+        "untrained": any(bool(r.untrained) for r in runs.values()),
+    }
+
+
+def _train_metrics(runs_by_seed: Mapping[int, object]) -> dict:
+    per_seed = {str(seed): {k: (run.train or {}).get(k) for k in TRAIN_KEYS} for seed, run in runs_by_seed.items()}
+    return {"per_seed": per_seed,
+            "seconds": seed_stat({int(s): t["seconds"] for s, t in per_seed.items()}),
+            "samples_per_s": seed_stat({int(s): t["samples_per_s"] for s, t in per_seed.items()})}
+
+
+def best_fps(fps: Mapping | None) -> dict | None:
+    """The FPS row with the most samples/s (None without measured rows)."""
+    rows = [r for r in (fps or {}).get("rows", []) if r.get("samples_per_s")]
+    return max(rows, key=lambda r: r["samples_per_s"]) if rows else None
+
+
+def ablation_metrics(*, profile: str, name: str, config: str, seeds: Sequence[int], tags: Sequence[str],
+                     default: bool, factors: Mapping, model: Mapping, mix: str, runs: Sequence, sources: Sequence[str],
+                     fps: Mapping | None) -> dict:
+    """The per-ablation record (``metrics.json``): factors, training, per source the AP before/after and delta,
+    fixed/broken per error type, confidence bins, body-part groups and occluded subset, each as seed stats, and
+    the FPS record. ``runs`` are the ablation's :class:`~posefix_bench.record.schema.Run` records."""
+    by_source: dict[str, dict[int, object]] = {}
+    for r in runs:
+        by_source.setdefault(r.source, {})[int(r.seed)] = r
+    per_source = {n: _source_metrics(by_source[n]) for n in sources}
+    return {
+        "format": METRICS_FORMAT,
+        "profile": profile,
+        "ablation": name,
+        "config": config,
+        "seeds": list(seeds),
+        "tags": list(tags),
+        "default": bool(default),
+        "factors": dict(factors),
+        "model": dict(model),
+        "mix": mix,
+        "untrained": any(s["untrained"] for s in per_source.values()),
+        "train": _train_metrics(by_source[sources[0]]),
+        "sources": per_source,
+        "fps": fps,
+        "fps_best": best_fps(fps),
+    }
+
+
+def overall_delta(summary: Mapping, sources: Sequence[str], subset: str | None = None) -> dict | None:
+    """Seed stat of the AP delta averaged over the sources (per seed); ``subset='occluded'`` uses the occluded
+    subset's delta (None where it does not exist)."""
+    per_seed: dict[int, list] = {}
+    for name in sources:
+        rec = summary["sources"][name]
+        st = (rec.get("occluded") or {}).get("delta") if subset == "occluded" else rec["delta"]
+        if st is None:
+            return None
+        for seed, v in st["per_seed"].items():
+            per_seed.setdefault(int(seed), []).append(v)
+    return seed_stat({s: float(np.mean(v)) for s, v in per_seed.items() if len(v) == len(sources)})
+
+
+def mean_over_sources(summary: Mapping, sources: Sequence[str], key: str) -> float | None:
+    """Mean over the sources of a per-source seed stat's mean (None where no source has it)."""
+    vals = [summary["sources"][n][key]["mean"] for n in sources if summary["sources"][n].get(key)]
+    return float(np.mean(vals)) if vals else None

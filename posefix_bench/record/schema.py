@@ -1,0 +1,243 @@
+"""The typed bench record (``bench.json``): what was run, on which data, and what came out.
+
+:func:`posefix_bench.bench.runner.run_bench` builds a :class:`BenchRecord`; :mod:`posefix_bench.reporting` renders
+one; the command writes it as JSON and :meth:`BenchRecord.from_dict` reads it back with its structure checked
+(a problem is a one-line :class:`~posefix_bench.errors.PosefixError`). Every field is structured: factors, data root
+and splits, the measured error profile's location are fields, never parsed back out of a label or a file name.
+
+Paths are as the bench wrote them (absolute paths of this machine's step cache); reports show them relative to the
+repository (:func:`shown_path`), so a committed report holds no absolute path.
+
+Nested numbers keep the JSON form of the layers that computed them: AP metrics (``evaluation.coco_eval``), class
+counts and fixed/broken transitions (``evaluation.diagnosis``), seed stats (:mod:`~posefix_bench.record.stats`) and
+the per-ablation metrics (:mod:`~posefix_bench.record.metrics`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from posefix_bench.errors import PosefixError
+
+__all__ = ["BENCH_FORMAT", "DataInfo", "MixInfo", "SourceRun", "Run", "AblationResult", "BenchRecord", "shown_path"]
+
+BENCH_FORMAT = "posefix-bench/bench/v2"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def shown_path(path: str | os.PathLike, cache_root: str | os.PathLike | None = None) -> str:
+    """How a report names a file: relative to the repository when it is in or beside it (``../shared/...``),
+    ``<cache>/...`` inside a step cache kept elsewhere, else the bare file name behind ``<elsewhere>/``."""
+    p = Path(path).resolve()
+    for base, prefix in ((REPO_ROOT, None), (Path(cache_root).resolve() if cache_root else None, "<cache>")):
+        if base is None:
+            continue
+        try:
+            rel = p.relative_to(base)
+        except ValueError:
+            continue
+        return str(rel) if prefix is None else f"{prefix}/{rel}"
+    try:
+        rel = p.relative_to(REPO_ROOT.parent)
+        return str(Path("..") / rel)
+    except ValueError:
+        return f"<elsewhere>/{p.name}"
+
+
+def _need(rec: Any, keys, where: str) -> None:
+    if not isinstance(rec, Mapping):
+        raise PosefixError(f"{where}: expected a record (JSON object), got {type(rec).__name__}")
+    missing = [k for k in keys if k not in rec]
+    if missing:
+        raise PosefixError(f"{where}: lacks {', '.join(repr(k) for k in missing)}")
+
+
+def _build(kind, rec: Mapping, where: str, **nested):
+    """A dataclass from its JSON record: required fields checked, unknown fields refused, nested ones converted."""
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    required = [n for n, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    _need(rec, required, where)
+    unknown = sorted(set(rec) - set(fields))
+    if unknown:
+        raise PosefixError(f"{where}: unknown field {unknown[0]!r}")
+    values = dict(rec)
+    values.update({k: conv(values[k]) for k, conv in nested.items() if k in values})
+    return kind(**values)
+
+
+@dataclass
+class DataInfo:
+    """The profile's data: a COCO-format root and its splits."""
+
+    kind: str  # sandbox | coco-mini | coco
+    description: str
+    fingerprint: str
+    root: str
+    train_split: str
+    val_split: str
+    val_images: int
+    val_persons: int
+    val_occluded_persons: int
+    schema: str
+
+
+@dataclass
+class MixInfo:
+    """The error mix a refiner trained on: a named or literal mix, or an error profile measured from a source."""
+
+    label: str  # how reports name it: "paper", "measured (sb-simplebaseline-r18)"
+    spec: Any = None  # the config's value (a name or a dict); None for a measured profile
+    source: str | None = None  # measured: the profiled source
+    profile: str | None = None  # measured: path of its profile.json
+    profile_summary: dict | None = None  # measured: meta, keypoints, absent, fractions per class
+
+    @property
+    def measured(self) -> bool:
+        return self.source is not None
+
+
+@dataclass
+class SourceRun:
+    """An upstream source run on the validation split, with its own diagnosis (``baseline``)."""
+
+    name: str
+    type: str
+    meta: dict
+    results: str
+    gt: str
+    hash: str
+    poses: int
+    images: int
+    predict_seconds: float | None
+    baseline: dict  # ap, counts, fractions, ap_impact, per_* breakdowns, occluded, untrained, analysis (path)
+
+    @property
+    def untrained(self) -> bool:
+        return not self.meta.get("trained", True) or bool(self.baseline.get("untrained"))
+
+
+@dataclass
+class Run:
+    """One (ablation, seed, source): AP and diagnosis of the input and of its refinement."""
+
+    ablation: str
+    seed: int
+    source: str
+    ap_before: dict
+    ap_after: dict
+    counts_before: dict
+    counts_after: dict
+    fixed: dict
+    broken: dict
+    fixed_total: int
+    net_fixed: int
+    transitions: list
+    classes: list
+    per_confidence: dict | None
+    per_group: dict | None
+    per_keypoint_before: dict
+    per_keypoint_after: dict
+    per_confidence_before: dict
+    per_confidence_after: dict
+    occluded: dict | None
+    train: dict  # the training summary of this seed
+    refined: str  # refined results file
+    checkpoint: str
+    analysis: str  # the pair's analysis file (diagnosis of input and refined)
+    untrained: bool
+    crops: list = field(default_factory=list)  # persons picked for the crop panel (evaluation.pair.select_crops)
+
+
+@dataclass
+class AblationResult:
+    """One refiner configuration: its factors, its runs over seeds and sources, their metrics and its speed."""
+
+    name: str
+    config: str
+    seeds: list
+    tags: list
+    factors: dict
+    model: dict
+    mix: MixInfo
+    runs: list  # [Run]
+    metrics: dict  # record.metrics.ablation_metrics
+    fps: dict | None = None
+
+    def run(self, seed: int, source: str) -> Run:
+        for r in self.runs:
+            if r.seed == seed and r.source == source:
+                return r
+        raise PosefixError(f"ablation {self.name}: no run for seed {seed} on source {source}")
+
+    @property
+    def untrained(self) -> bool:
+        return bool(self.metrics.get("untrained"))
+
+
+@dataclass
+class BenchRecord:
+    """A profile's run: data, sources, ablations, the comparisons to draw, environment and timings."""
+
+    profile: str
+    description: str
+    data: DataInfo
+    sources: list  # [SourceRun]
+    ablations: list  # [AblationResult]
+    environment: dict
+    timings: dict
+    cache_root: str
+    comparisons: list = field(default_factory=list)
+    default_ablation: str | None = None
+    format: str = BENCH_FORMAT
+
+    @property
+    def source_names(self) -> list[str]:
+        return [s.name for s in self.sources]
+
+    def ablation(self, name: str) -> AblationResult:
+        for a in self.ablations:
+            if a.name == name:
+                return a
+        raise PosefixError(f"bench record (profile {self.profile}): no ablation {name!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, rec: Any) -> "BenchRecord":
+        """Read a record back (``bench.json``), checking its structure: every ablation has a run for every seed
+        and source."""
+        _need(rec, ("format", "profile"), "bench record")
+        where = f"bench record (profile {rec['profile']})"
+        if rec["format"] != BENCH_FORMAT:
+            raise PosefixError(f"{where}: format {rec['format']!r}, expected {BENCH_FORMAT!r}")
+
+        def ablation(a):
+            return _build(AblationResult, a, f"{where}: ablation", mix=lambda m: _build(MixInfo, m, f"{where}: mix"),
+                          runs=lambda rs: [_build(Run, r, f"{where}: run") for r in rs])
+
+        out = _build(cls, rec, where, data=lambda d: _build(DataInfo, d, f"{where}: data"),
+                     sources=lambda ss: [_build(SourceRun, s, f"{where}: source") for s in ss],
+                     ablations=lambda abls: [ablation(a) for a in abls])
+        out.check()
+        return out
+
+    def check(self) -> None:
+        where = f"bench record (profile {self.profile})"
+        if not self.sources or not self.ablations:
+            raise PosefixError(f"{where}: no sources or no ablations")
+        for s in self.sources:
+            _need(s.baseline, ("ap", "fractions", "ap_impact", "analysis"), f"{where}: source {s.name} baseline")
+        for a in self.ablations:
+            if not a.seeds:
+                raise PosefixError(f"{where}: ablation {a.name} has no seeds")
+            have = {(r.seed, r.source) for r in a.runs}
+            for seed in a.seeds:
+                for name in self.source_names:
+                    if (seed, name) not in have:
+                        raise PosefixError(f"{where}: ablation {a.name} has no run for seed {seed} on source {name}")

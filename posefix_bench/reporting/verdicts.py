@@ -1,0 +1,233 @@
+"""Verdict sentences: every sentence of the bench reports that judges a result, generated from the numbers by fixed
+rules (:mod:`posefix_bench.record.stats`: :func:`~posefix_bench.record.stats.judge` and
+:func:`~posefix_bench.record.stats.compare`).
+
+A change is called a gain (or "makes things worse") only when every seed agrees on its sign and it exceeds the
+*resolution* of the validation set; two ablations are tied when their means differ by less than the noise bound (the
+larger seed spread, at least the resolution). One seed gives no spread: a difference on one seed is reported as such,
+without a claim that it repeats.
+
+The inputs are seed stats (``{"mean", "min", "max", "n", "per_seed"}``) and per-ablation metrics
+(:func:`posefix_bench.record.metrics.ablation_metrics`); labels are the names reports show.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from posefix_bench.record.metrics import overall_delta
+from posefix_bench.record.stats import compare, judge, spread
+
+__all__ = [
+    "COMPONENT_NAMES", "f3", "num", "pct", "count", "fmt_stat", "seeds_text", "plural", "relation_sentence",
+    "verdict_sentence", "ranking_sentences", "default_sentences", "component_effects", "component_sentences",
+]  # fmt: skip
+
+COMPONENT_NAMES = {"prior": "the identity prior", "skip": "the stride-4 skip"}
+
+
+# -- numbers as text -----------------------------------------------------------------------------------------------
+def f3(v: float | None, signed: bool = False) -> str:
+    """An AP-like value with 3 decimals ('-' for None)."""
+    if v is None:
+        return "-"
+    return f"{v:+.3f}" if signed else f"{v:.3f}"
+
+
+def num(v: float | None, digits: int) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.0f}%"
+
+
+def count(v: float) -> str:
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+
+
+def fmt_stat(stat: Mapping | None, signed: bool = False, as_pct: bool = False, as_count: bool = False) -> str:
+    """'mean [min..max]' (several seeds) or 'mean' (one seed); AP-like values with 3 decimals (``signed``: with
+    a sign), ``as_pct`` as percentages, ``as_count`` as counts (a mean of counts may have one decimal)."""
+    if stat is None:
+        return "-"
+    fmt = pct if as_pct else (count if as_count else (lambda v: f3(v, signed)))
+    if stat["n"] == 1:
+        return fmt(stat["mean"])
+    return f"{fmt(stat['mean'])} [{fmt(stat['min'])}..{fmt(stat['max'])}]"
+
+
+def seeds_text(stat: Mapping) -> str:
+    return "one seed" if stat["n"] == 1 else f"{stat['n']} seeds"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("s" if n != 1 else "")
+
+
+# -- one change, two changes, a ranking ----------------------------------------------------------------------------
+def relation_sentence(a_label: str, a: Mapping, b_label: str, b: Mapping, resolution: float) -> str:
+    """One sentence on how ``a`` (the better mean) relates to ``b``."""
+    c = compare(a, b, resolution)
+    d = abs(c["diff"])
+    if c["single"]:
+        if c["state"] == "tied":
+            return (f"{a_label} and {b_label} differ by {d:.3f} AP on one seed each, below the resolution "
+                    f"{resolution:.3f}: a single seed cannot separate them.")
+        return (f"{a_label} is ahead of {b_label} by {d:.3f} AP on one seed each (above the resolution "
+                f"{resolution:.3f}; one seed gives no spread to tell whether it repeats).")
+    if c["state"] == "tied":
+        return (f"{a_label} and {b_label} are tied: their means differ by {d:.3f} AP, within the noise bound "
+                f"{c['bound']:.3f} (seed spread {c['spread']:.3f}, resolution {resolution:.3f}).")
+    return (f"{a_label} is ahead of {b_label} by {d:.3f} AP, more than the noise bound {c['bound']:.3f} "
+            f"(seed spread {c['spread']:.3f}, resolution {resolution:.3f}).")
+
+
+def verdict_sentence(label: str, before: float | None, after: Mapping | None, delta: Mapping | None,
+                     resolution: float, where: str) -> str:
+    """'<label> ... on <where>: AP a -> b, delta d' with the word :func:`~posefix_bench.record.stats.judge` gives."""
+    word = judge(delta, resolution)
+    if word == "n/a":
+        return f"{label}: no AP on {where}."
+    nums = f"AP {f3(before)} -> {fmt_stat(after)}, delta {fmt_stat(delta, signed=True)} ({seeds_text(delta)})"
+    if word == "gain":
+        return f"{label} gains on {where}: {nums}."
+    if word == "worse":
+        return f"{label} makes things worse on {where}: {nums}."
+    if word == "no difference":
+        return f"{label} makes no difference on {where}: {nums}, below the resolution {resolution:.3f}."
+    return (f"{label} makes no clear difference on {where}: {nums}; the seeds disagree on the sign "
+            f"({f3(delta['min'], True)}..{f3(delta['max'], True)}).")
+
+
+def ranking_sentences(items: Sequence[tuple[str, Mapping | None]], resolution: float, where: str) -> list[str]:
+    """Rank (label, delta stat) by mean; say how the leader relates to the runner-up, which others are within its
+    noise bound, which make things worse and which make no difference."""
+    ranked = sorted([(lab, st) for lab, st in items if st is not None], key=lambda t: -t[1]["mean"])
+    if not ranked:
+        return []
+    out = [f"On {where}, by mean AP delta: " + "; ".join(f"{lab} {fmt_stat(st, signed=True)}" for lab, st in ranked)
+           + "."]
+    if len(ranked) > 1:
+        out.append(relation_sentence(*ranked[0], *ranked[1], resolution))
+        tied = [lab for lab, st in ranked[2:] if compare(ranked[0][1], st, resolution)["state"] == "tied"]
+        if tied:
+            out.append(f"Also within the noise bound of {ranked[0][0]}: {', '.join(tied)}.")
+    worse = [f"{lab} ({fmt_stat(st, signed=True)})" for lab, st in ranked if judge(st, resolution) == "worse"]
+    if worse:
+        out.append("Makes things worse than the input: " + ", ".join(worse) + ".")
+    same = [f"{lab} ({fmt_stat(st, signed=True)})" for lab, st in ranked if judge(st, resolution) == "no difference"]
+    if same:
+        out.append(f"No difference from the input (below the resolution {resolution:.3f}): " + ", ".join(same) + ".")
+    return out
+
+
+# -- the default among alternatives --------------------------------------------------------------------------------
+def default_sentences(summaries: Mapping[str, Mapping], labels: Mapping[str, str], default: str | None,
+                      sources: Sequence[str], resolution: float | None, subset: str | None = None) -> list[str]:
+    """Whether the measurements support the ``default`` among the ablations of ``summaries`` ({name: metrics}):
+    AP delta averaged over the sources (on the occluded subset with ``subset='occluded'``)."""
+    names = list(summaries)
+    if default is None or default not in names or len(names) < 2:
+        return []
+    scored = [(n, overall_delta(summaries[n], sources, subset)) for n in names]
+    scored = sorted([(n, st) for n, st in scored if st is not None], key=lambda t: -t[1]["mean"])
+    if len(scored) < 2 or resolution is None or default not in dict(scored):
+        return []
+    res = resolution
+    what = "AP delta" + (" on the occluded subset" if subset == "occluded" else "")
+    what += f" (mean over {plural(len(sources), 'source')})"
+    lab = labels
+    d = dict(scored)[default]
+    best, best_st = scored[0]
+    if best == default:
+        runner, runner_st = scored[1]
+        c = compare(d, runner_st, res)
+        head = (f"The default {lab[default]} has the best {what}, {fmt_stat(d, signed=True)}; the runner-up "
+                f"{lab[runner]} has {fmt_stat(runner_st, signed=True)}, {c['diff']:.3f} AP less")
+        if c["single"] and c["state"] == "tied":
+            return [head + f", below the resolution {res:.3f} on one seed each: a single seed cannot separate them."]
+        if c["state"] == "tied":
+            return [head + f", within the noise bound {c['bound']:.3f}: the measurements do not separate them."]
+        return [head + f", more than the noise bound {c['bound']:.3f}" + (" (one seed each)" if c["single"] else "")
+                + ". The measurements support the default."]
+    c = compare(best_st, d, res)
+    if c["state"] == "tied":
+        return [f"The default {lab[default]} ({fmt_stat(d, signed=True)}) does not have the best {what}: "
+                f"{lab[best]} has {fmt_stat(best_st, signed=True)}, {c['diff']:.3f} AP more, within the noise bound "
+                f"{c['bound']:.3f}, so the measurements do not contradict the default."]
+    if best_st["n"] == 1:  # one seed: a difference, without a claim that it repeats
+        return [f"{lab[best]} measured better than the default {lab[default]} on its only seed: {what} "
+                f"{fmt_stat(best_st, signed=True)} vs {fmt_stat(d, signed=True)}, {c['diff']:.3f} AP, more than the "
+                f"noise bound {c['bound']:.3f}. One seed does not show that this repeats: run it with a second seed "
+                "before changing the default."]
+    return [f"**WARNING: {lab[best]} measured clearly better than the default {lab[default]}: {what} "
+            f"{fmt_stat(best_st, signed=True)} vs {fmt_stat(d, signed=True)}, {c['diff']:.3f} AP more than the noise "
+            f"bound {c['bound']:.3f}" + (" (one seed each)" if c["single"] else "")
+            + ". These measurements do not support the default.**"]
+
+
+# -- head components -----------------------------------------------------------------------------------------------
+def component_effects(summaries: Mapping[str, Mapping], sources: Sequence[str], resolution: float) -> list[dict]:
+    """Effect of each head component (``prior+skip`` = prior and skip; ``posefix`` = neither) on the AP delta
+    averaged over the sources: the change when it is added, averaged over the pairs of heads differing only by it.
+    Empty when the ablations differ in anything but the head (no clean pairs)."""
+    sums = list(summaries.values())
+    if len({tuple(v for k, v in s["factors"].items() if k != "head") for s in sums}) != 1:
+        return []
+    parts = {s["ablation"]: frozenset(p for p in s["factors"]["head"].split("+") if p != "posefix") for s in sums}
+    by_parts = {p: a for a, p in parts.items()}
+    overall = {n: overall_delta(summaries[n], sources) for n in summaries}
+    effects = []
+    for c in sorted(set().union(*parts.values())):
+        pairs = [(by_parts[p - {c}], a) for a, p in parts.items() if c in p and (p - {c}) in by_parts]
+        pairs = [(lo, hi) for lo, hi in pairs if overall[lo] and overall[hi]]
+        if not pairs:
+            continue
+        diffs = [overall[hi]["mean"] - overall[lo]["mean"] for lo, hi in pairs]
+        bound = max([resolution] + [spread(overall[n]) for pair in pairs for n in pair])
+        effects.append({"component": c, "effect": float(np.mean(diffs)), "pairs": pairs, "diffs": diffs,
+                        "bound": bound, "single": all(overall[n]["n"] == 1 for pair in pairs for n in pair)})
+    return effects
+
+
+def component_sentences(summaries: Mapping[str, Mapping], sources: Sequence[str], resolution: float) -> list[str]:
+    """Which head component carries the gain, with each component's effect and where the pairs disagree."""
+    effects = component_effects(summaries, sources, resolution)
+    if not effects:
+        return []
+    out = [f"Head components (AP delta averaged over the {len(sources)} source(s); a component's effect is the "
+           "change of that mean when it is added, averaged over the pairs of heads that differ only by it):"]
+    for e in effects:
+        pairs = "; ".join(f"{hi} vs {lo} {d:+.3f}" for (lo, hi), d in zip(e["pairs"], e["diffs"]))
+        out.append(f"- {COMPONENT_NAMES.get(e['component'], e['component'])}: {e['effect']:+.3f} AP ({pairs}; "
+                   f"noise bound {e['bound']:.3f}).")
+    beyond = sorted([e for e in effects if abs(e["effect"]) > e["bound"]], key=lambda e: -e["effect"])
+    carriers = [e for e in beyond if e["effect"] > 0]
+
+    def name(e):
+        return COMPONENT_NAMES.get(e["component"], e["component"])
+
+    if not carriers:
+        out.append("No head component raises the gain by more than its noise bound on this data.")
+    elif len(carriers) == 1:
+        out.append(f"{name(carriers[0]).capitalize()} carries the gain ({carriers[0]['effect']:+.3f} AP).")
+    else:
+        out.append(" and ".join(name(e) for e in carriers).capitalize() + " both carry part of the gain; "
+                   f"{name(carriers[0])} the larger part ({carriers[0]['effect']:+.3f} AP).")
+    for e in effects:
+        if e not in beyond:
+            out.append(f"{name(e).capitalize()} changes it by {e['effect']:+.3f} AP, within its noise bound.")
+        elif e["effect"] < 0:
+            out.append(f"{name(e).capitalize()} lowers it by {-e['effect']:.3f} AP, beyond its noise bound.")
+    for e in effects:  # an average over pairs hides an interaction: say where the pairs disagree
+        signs = {(d > e["bound"]) - (d < -e["bound"]) for d in e["diffs"]}
+        if len(e["diffs"]) > 1 and len(signs) > 1:
+            detail = "; ".join(f"{d:+.3f} AP from {lo} to {hi}" for (lo, hi), d in zip(e["pairs"], e["diffs"]))
+            out.append(f"The effect of {name(e)} depends on the rest of the head ({detail}; noise bound "
+                       f"{e['bound']:.3f}): the average above hides that.")
+    if any(e["single"] for e in effects):
+        out.append("(Some of these pairs ran with one seed each: their differences carry no seed spread.)")
+    return out

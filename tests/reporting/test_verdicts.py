@@ -1,0 +1,66 @@
+"""The sentences that judge results: their rules on hand-made seed stats."""
+
+from posefix_bench.record.stats import compare, judge, resolution, seed_stat
+from posefix_bench.reporting.verdicts import (
+    component_sentences, default_sentences, fmt_stat, ranking_sentences, relation_sentence, verdict_sentence,
+)
+
+
+def _summary(name, head, deltas, seeds=(0, 1)):
+    return {"ablation": name, "factors": {"head": head, "mix": "paper"}, "seeds": list(seeds), "untrained": False,
+            "sources": {"s": {"delta": seed_stat(dict(enumerate(deltas)))}}}
+
+
+def test_the_rules_of_judging_and_comparing():
+    two = seed_stat({0: 0.04, 1: 0.06})
+    assert judge(two, 0.01) == "gain" and judge(seed_stat({0: -0.04, 1: -0.02}), 0.01) == "worse"
+    assert judge(seed_stat({0: -0.04, 1: 0.06}), 0.001) == "unclear"
+    assert judge(seed_stat({0: 0.004}), 0.01) == "no difference" and judge(None, 0.01) == "n/a"
+    assert compare(two, seed_stat({0: 0.03, 1: 0.05}), 0.0)["state"] == "tied"  # 0.01 apart, spread 0.02
+    assert compare(two, seed_stat({0: 0.0, 1: 0.01}), 0.0)["state"] == "ahead"
+    assert resolution(300) == 0.01 and resolution(0) == 3.0
+
+
+def test_numbers_and_one_change_in_words():
+    assert fmt_stat(seed_stat({0: 0.04, 1: 0.06}), signed=True) == "+0.050 [+0.040..+0.060]"
+    assert fmt_stat(seed_stat({0: 0.5}), as_pct=True) == "50%" and fmt_stat(None) == "-"
+    one = seed_stat({0: 0.05})
+    assert "cannot separate" in relation_sentence("a", one, "b", seed_stat({0: 0.045}), 0.01)
+    assert "no spread to tell" in relation_sentence("a", one, "b", seed_stat({0: 0.0}), 0.01)
+    two = seed_stat({0: 0.04, 1: 0.06})
+    assert verdict_sentence("It", 0.5, seed_stat({0: 0.54, 1: 0.56}), two, 0.01, "src") == (
+        "It gains on src: AP 0.500 -> 0.550 [0.540..0.560], delta +0.050 [+0.040..+0.060] (2 seeds).")
+    text = verdict_sentence("It", 0.5, None, seed_stat({0: -0.04, 1: 0.06}), 0.001, "src")
+    assert "seeds disagree on the sign (-0.040..+0.060)" in text
+
+
+def test_a_ranking_names_the_leader_the_ties_and_the_worse():
+    items = [("a", seed_stat({0: 0.05, 1: 0.06})), ("b", seed_stat({0: 0.05, 1: 0.055})),
+             ("c", seed_stat({0: 0.052, 1: 0.058})), ("d", seed_stat({0: -0.05, 1: -0.04})), ("e", None)]
+    text = " ".join(ranking_sentences(items, 0.01, "src"))
+    assert text.startswith("On src, by mean AP delta: a +0.055")
+    assert "Also within the noise bound of a: b" in text
+    assert "Makes things worse than the input: d (-0.045 [-0.050..-0.040])" in text and " e " not in text
+
+
+def test_head_components_and_their_interaction():
+    sums = {s["ablation"]: s for s in (_summary("none", "posefix", [0.00, 0.02]), _summary("p", "prior", [0.10, 0.12]),
+                                        _summary("k", "skip", [0.00, 0.02]),
+                                        _summary("pk", "prior+skip", [0.12, 0.14]))}
+    text = " ".join(component_sentences(sums, ["s"], 0.005))
+    assert "The identity prior carries the gain (+0.110 AP)" in text
+    assert "The stride-4 skip changes it by +0.010 AP, within its noise bound" in text
+    sums["k"] = _summary("k", "skip", [0.12, 0.13])  # the prior helps only without the skip
+    text = " ".join(component_sentences(sums, ["s"], 0.005))
+    assert "The effect of the identity prior depends on the rest of the head (+0.100 AP from none to p" in text
+
+
+def test_the_default_against_a_better_ablation():
+    labels = {n: n for n in ("none", "pk", "one")}
+    sums = {"none": _summary("none", "posefix", [0.00, 0.02]), "pk": _summary("pk", "prior+skip", [0.12, 0.14])}
+    assert "WARNING" in " ".join(default_sentences(sums, labels, "none", ["s"], 0.005))  # two seeds: a warning
+    assert "support the default" in " ".join(default_sentences(sums, labels, "pk", ["s"], 0.005))
+    one = {"none": sums["none"], "one": _summary("one", "skip", [0.2], seeds=(0,))}
+    text = " ".join(default_sentences(one, labels, "none", ["s"], 0.005))  # one seed: a plain difference
+    assert "WARNING" not in text and "on its only seed" in text and "does not show that this repeats" in text
+    assert default_sentences(sums, labels, None, ["s"], 0.005) == []
