@@ -125,6 +125,8 @@ def check_option_types(options: dict, cfg=None) -> None:
     :mod:`posefix_bench.engine.train`; checked without a config, so before torch); other keys: the type of the value
     ``cfg`` has (when given). ``train.max_iters=abc`` is a one-line error naming the option.
     """
+    if not options:
+        return
     from posefix_bench.engine.train import DataSettings, TrainSettings
     from posefix_bench.errors import PosefixError
 

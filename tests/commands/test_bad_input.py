@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -183,7 +184,7 @@ def test_every_bad_argument_fails_in_one_line_before_any_work(inputs, tmp_path):
     assert sorted(p.name for p in inputs["dir"].iterdir()) == []
 
 
-@pytest.mark.skipif(__import__("shutil").which("nvidia-smi") is not None, reason="this machine may have a GPU")
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine may have a GPU")
 def test_cuda_without_a_gpu_blames_the_device_not_the_checkpoint(inputs, tmp_path):
     out = tmp_path / "r.json"
     f = inputs
