@@ -6,7 +6,8 @@ group, visibility flag, estimator-confidence bin and person size, and measures t
 type. With --refined (the refiner's output, one-to-one with --results), the same for the refined results plus the
 transition table (what refinement fixed and what it broke) and AP before/after.
 
-Writes DIR/diagnosis.json and the plots error_types.png, ap_impact.png, keypoint_errors.png and confidence_bins.png.
+Writes DIR/diagnosis.json (with the inputs' data warnings under ``warnings``, :mod:`posefix_bench.structures.checks`)
+and the plots error_types.png, ap_impact.png, keypoint_errors.png and confidence_bins.png.
 """
 
 from __future__ import annotations
@@ -14,22 +15,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from posefix_bench.evaluation.diagnosis import DEFAULT_CONF_BINS
-from posefix_bench.structures.results import ABSENT_POLICIES, DEFAULT_ABSENT_POLICY
+from posefix_bench.commands import _checks
 
 HELP = "which keypoint errors results make (jitter/inversion/swap/miss) and what a refiner fixed or broke"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gt", type=Path, required=True, help="COCO keypoint annotation file")
-    p.add_argument("--results", type=Path, required=True, help="COCO keypoint results file (the estimator's)")
+    from posefix_bench.evaluation.diagnosis import DEFAULT_CONF_BINS
+
+    _checks.add_gt(p)
+    _checks.add_results(p)
     p.add_argument("--refined", type=Path, help="refined results, one-to-one with --results in the same order")
-    p.add_argument("--out", type=Path, required=True, help="output directory (diagnosis.json and PNG plots)")
-    p.add_argument(
-        "--absent-policy", choices=ABSENT_POLICIES, default=DEFAULT_ABSENT_POLICY,
-        help="'absent': keypoints with zero confidence or at exactly (0, 0) are not predicted (their own class); "
-        "'pycocotools': every keypoint counts as predicted (default: %(default)s)",
-    )
+    p.add_argument("--out", type=Path, required=True, help="output folder (diagnosis.json and PNG plots)")
+    _checks.add_absent_policy(p)
     p.add_argument("--conf-bins", default=",".join(f"{e:g}" for e in DEFAULT_CONF_BINS),
                    help="comma-separated keypoint-confidence bin edges; the last bin is open-ended "
                    "(default: %(default)s)")
@@ -48,38 +46,44 @@ def parse_conf_bins(text: str) -> tuple[float, ...]:
     return check_conf_bins(edges)
 
 
-def check_out_dir(path: Path) -> None:
-    from posefix_bench.errors import file_error
-
-    if path.exists() and not path.is_dir():
-        raise file_error(path, "exists and is not a directory")
-
-
 def run(args: argparse.Namespace) -> int:
+    edges = parse_conf_bins(args.conf_bins)
+    _checks.input_file(args.gt, "--gt", "COCO annotation file")
+    _checks.input_file(args.results, "--results", "results file")
+    _checks.input_file(args.refined, "--refined", "results file")
+    _checks.output_dir(args.out)
+
+    from posefix_bench.structures.checks import check_ground_truth, check_results, require_persons, warning_records
+    from posefix_bench.structures.coco import CocoDataset
+    from posefix_bench.structures.results import load_results
+
+    gt = CocoDataset(args.gt)
+    require_persons(gt, "diagnose")
+    results = load_results(args.results, gt)
+    found = check_ground_truth(gt) + check_results(results, args.results)
+    refined = None if args.refined is None else load_results(args.refined, gt)
+
     from posefix_bench.evaluation.diagnosis import check_pairing, diagnose
     from posefix_bench.progress import tqdm_progress
     from posefix_bench.reporting.diagnosis_plots import diagnosis_figures, write_diagnosis_plots
-    from posefix_bench.structures.coco import CocoDataset
     from posefix_bench.structures.io import atomic_write_json
-    from posefix_bench.structures.results import load_results
 
-    edges = parse_conf_bins(args.conf_bins)
-    check_out_dir(args.out)
-    gt = CocoDataset(args.gt)
-    results = load_results(args.results, gt)
-    refined = None
-    if args.refined is not None:
-        refined = load_results(args.refined, gt)
+    if refined is not None:
         check_pairing(results, refined, source=str(args.refined))
+        found += check_results(refined, args.refined)
+    warnings = _checks.print_warnings("diagnose", found)
     timings: dict = {}
     diag = diagnose(gt, results, refined, absent_policy=args.absent_policy, conf_bins=edges,
                     ap_impact=not args.no_ap_impact, timings=timings, progress=tqdm_progress)
     diag["inputs"] = {"gt": str(args.gt), "results": str(args.results),
                       "refined": None if args.refined is None else str(args.refined)}
+    diag["warnings"] = warning_records(warnings)
     figures = {} if args.no_plots else diagnosis_figures(diag)  # everything computed before anything is written
     paths = [atomic_write_json(args.out / "diagnosis.json", diag)]
     paths += write_diagnosis_plots(diag, args.out, figures) if figures else []
     print(summary_text(diag, timings))
+    if warnings:
+        print(f"{len(warnings)} data warning(s) above (recorded in diagnosis.json): these numbers are skewed by them")
     for path in paths:
         print(f"wrote {path}")
     return 0

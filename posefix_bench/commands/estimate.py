@@ -13,13 +13,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from posefix_bench.commands import _checks
+
 TOP_DOWN_KINDS = ("mmpose", "mediapipe")
 HELP = "run an upstream source (mmpose estimator, mediapipe, results file, synthesis) -> COCO results file"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", required=True, help="source name (see `posefix-bench sources`)")
-    p.add_argument("--gt", type=Path, required=True, help="COCO keypoint annotation file (the images and persons)")
+    _checks.add_gt(p)
     p.add_argument("--images", type=Path, help="image folder (default: the COCO-root folder of the --gt split)")
     p.add_argument("--boxes", default="gt", help="'gt' (ground-truth person boxes) or a COCO detection JSON")
     p.add_argument("--box-thr", type=float, default=0.0, help="drop detection boxes below this score (default 0)")
@@ -27,10 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("mmpose sources")
     g.add_argument("--checkpoint", help="weights: local path or URL (default: the card's published checkpoint)")
     g.add_argument("--untrained", action="store_true", help="run with random weights (outputs marked untrained)")
-    g.add_argument("--device", help="cpu (default), cuda or cuda:N")
+    _checks.add_device(g, default=None)
     g.add_argument("--batch-size", type=int, help="person crops per forward pass (default 16)")
     g = p.add_argument_group("results-file and synthetic sources")
-    g.add_argument("--results", type=Path, help="results-file: the estimator's COCO results JSON")
+    _checks.add_results(g, required=False)
     g.add_argument("--mix", help="synthetic: error mix (name, error-profile JSON)")
     g.add_argument("--seed", type=int, help="synthetic: synthesis seed; mmpose --untrained: initialisation seed")
 
@@ -43,17 +45,32 @@ def _options(args: argparse.Namespace) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
-def _check_out(out: Path) -> None:
-    from posefix_bench.errors import file_error
+def _validate(args: argparse.Namespace) -> None:
+    """The cheap checks, before any source is built."""
+    import math
 
-    if out.is_dir():
-        raise file_error(out, "is a directory, expected the results file to write")
-    parent = out.parent if str(out.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise file_error(parent, "is not a directory")
+    from posefix_bench.errors import PosefixError
+
+    _checks.input_file(args.gt, "--gt", "COCO annotation file")
+    _checks.input_dir(args.images, "--images", "image folder")
+    if args.boxes != "gt":
+        _checks.input_file(Path(args.boxes), "--boxes", "detection file")
+    if not (math.isfinite(args.box_thr) and args.box_thr >= 0):
+        raise PosefixError(f"--box-thr {args.box_thr}: must be a finite number >= 0")
+    _checks.output_file(args.out)
+    _checks.input_file(args.results, "--results", "results file")
+    if args.checkpoint is not None and "://" not in args.checkpoint:
+        _checks.input_file(Path(args.checkpoint), "--checkpoint", "checkpoint")
+    _checks.distinct({"--gt": args.gt, "--results": args.results, "--out": args.out,
+                      "--boxes": None if args.boxes == "gt" else Path(args.boxes)})
+    _checks.at_least(args.batch_size, 1, "--batch-size")
+    _checks.at_least(args.seed, 0, "--seed")
+    _checks.device(args.device)
 
 
 def run(args: argparse.Namespace) -> int:
+    _validate(args)
+
     import time
 
     from posefix_bench.errors import file_error
@@ -62,9 +79,6 @@ def run(args: argparse.Namespace) -> int:
     from posefix_bench.structures.coco import CocoDataset
     from posefix_bench.structures.results import save_results
 
-    _check_out(args.out)
-    if args.images is not None and not args.images.is_dir():
-        raise file_error(args.images, "image folder not found")
     gt = CocoDataset(args.gt, image_dir=args.images)
     boxes = load_boxes(args.boxes, gt, score_thr=args.box_thr)
     start = time.perf_counter()

@@ -1,7 +1,8 @@
 """COCO keypoint AP/AR of a results file against a COCO ground truth, with pycocotools.
 
 Prints the ten ``COCOeval.stats`` numbers as a table and, with ``--out DIR``, writes them to ``DIR/metrics.json``
-under the keys AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl.
+under the keys AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl, with the data warnings of the inputs under
+``warnings`` (e.g. duplicated results entries, which lower AP; see :mod:`posefix_bench.structures.checks`).
 """
 
 from __future__ import annotations
@@ -9,31 +10,34 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from posefix_bench.structures.results import ABSENT_POLICIES, DEFAULT_ABSENT_POLICY
+from posefix_bench.commands import _checks
 
 HELP = "COCO keypoint AP/AR of a results file (pycocotools)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gt", type=Path, required=True, help="COCO keypoint annotation file")
-    p.add_argument("--results", type=Path, required=True, help="COCO keypoint results file")
-    p.add_argument("--out", type=Path, help="directory for metrics.json")
-    p.add_argument(
-        "--absent-policy", choices=ABSENT_POLICIES, default=DEFAULT_ABSENT_POLICY,
-        help="'absent': keypoints with zero confidence or at exactly (0, 0) are not predicted (KS 0); "
-        "'pycocotools': every keypoint counts as predicted (default: %(default)s)",
-    )
+    _checks.add_gt(p)
+    _checks.add_results(p)
+    p.add_argument("--out", type=Path, help="folder for metrics.json")
+    _checks.add_absent_policy(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    _checks.input_file(args.gt, "--gt", "COCO annotation file")
+    _checks.input_file(args.results, "--results", "results file")
+    _checks.output_dir(args.out)
+
     from posefix_bench.evaluation.coco_eval import METRIC_KEYS, evaluate
     from posefix_bench.reporting.tables import text_table
+    from posefix_bench.structures.checks import check_ground_truth, check_results, require_persons, warning_records
     from posefix_bench.structures.coco import CocoDataset
     from posefix_bench.structures.io import atomic_write_json
     from posefix_bench.structures.results import load_results
 
     gt = CocoDataset(args.gt)
+    require_persons(gt, "evaluate")
     results = load_results(args.results, gt)
+    warnings = _checks.print_warnings("evaluate", check_ground_truth(gt) + check_results(results, args.results))
     record = evaluate(gt, results, absent_policy=args.absent_policy)
     m = record["metrics"]
     print(text_table(["metric", "value"], [[k, m[k]] for k in METRIC_KEYS]))
@@ -41,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         f"{record['num_results']} results on {record['num_images']} images, {record['num_gt_persons']} ground-truth "
         f"persons; {record['absent_keypoints']} absent keypoints (policy: {record['absent_policy']})"
     )
+    if warnings:
+        print(f"{len(warnings)} data warning(s) above: these numbers are skewed by them")
     if args.out:
-        path = atomic_write_json(args.out / "metrics.json", m)
+        path = atomic_write_json(args.out / "metrics.json", {**m, "warnings": warning_records(warnings)})
         print(f"wrote {path}")
     return 0

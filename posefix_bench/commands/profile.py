@@ -3,7 +3,9 @@
 From the diagnosis of --results on --gt (Ronchi & Perona's taxonomy, COCOeval matching at OKS 0.1), counts the
 classes of every matched labelled keypoint per joint, in bins of the person's labelled keypoints V (<=5, <=10, >10)
 and overlapping people O (0, 1-2, >=3). Writes PROFILE.json (counts, frequencies, absent counts and provenance; the
-synthesis takes it as a mix: `posefix-bench synthesize --mix PROFILE.json`) and a plot beside it.
+synthesis takes it as a mix: `posefix-bench synthesize --mix PROFILE.json`) and a plot beside it. Data warnings of
+the inputs (:mod:`posefix_bench.structures.checks`) are recorded in the profile's ``meta.warnings``; a profile with no
+matched keypoint is refused (as a mix it would synthesise perfect poses).
 """
 
 from __future__ import annotations
@@ -11,41 +13,49 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from posefix_bench.structures.results import ABSENT_POLICIES, DEFAULT_ABSENT_POLICY
+from posefix_bench.commands import _checks
 
 HELP = "measured per-joint error-type frequencies (V/O-conditioned) of a results file, usable as a synthesis mix"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gt", type=Path, required=True, help="COCO keypoint annotation file")
-    p.add_argument("--results", type=Path, required=True, help="COCO keypoint results file (the estimator's)")
+    _checks.add_gt(p)
+    _checks.add_results(p)
     p.add_argument("--out", type=Path, required=True, help="the profile JSON file to write")
     p.add_argument("--plot", type=Path, help="plot file (default: --out with the suffix .png)")
     p.add_argument("--no-plot", action="store_true", help="write the profile JSON only")
-    p.add_argument(
-        "--absent-policy", choices=ABSENT_POLICIES, default=DEFAULT_ABSENT_POLICY,
-        help="'absent': keypoints with zero confidence or at exactly (0, 0) are counted apart as absent; "
-        "'pycocotools': every keypoint counts as predicted (default: %(default)s)",
-    )
+    _checks.add_absent_policy(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from posefix_bench.errors import file_error
-    from posefix_bench.evaluation.profile import measure_profile
-    from posefix_bench.reporting.diagnosis_plots import profile_figure, save_figure
+
+    plot = None if args.no_plot else (args.plot or args.out.with_suffix(".png"))
+    _checks.input_file(args.gt, "--gt", "COCO annotation file")
+    _checks.input_file(args.results, "--results", "results file")
+    _checks.output_file(args.out)
+    _checks.output_file(plot, "--plot")
+    if plot is not None and plot.resolve() == args.out.resolve():
+        raise file_error(plot, "the plot would overwrite the profile (give --plot a .png name)")
+
+    from posefix_bench.structures.checks import check_ground_truth, check_results, require_persons, warning_records
     from posefix_bench.structures.coco import CocoDataset
     from posefix_bench.structures.results import load_results
 
-    plot = None if args.no_plot else (args.plot or args.out.with_suffix(".png"))
-    for path in (args.out, plot):
-        if path is not None and path.is_dir():
-            raise file_error(path, "is a directory, expected a file name")
-    if plot is not None and plot.resolve() == args.out.resolve():
-        raise file_error(plot, "the plot would overwrite the profile (give --plot a .png name)")
     gt = CocoDataset(args.gt)
+    require_persons(gt, "profile")
     results = load_results(args.results, gt)
+
+    from posefix_bench.evaluation.profile import measure_profile
+    from posefix_bench.reporting.diagnosis_plots import profile_figure, save_figure
+
+    warnings = _checks.print_warnings("profile", check_ground_truth(gt) + check_results(results, args.results))
     profile = measure_profile(gt, results, absent_policy=args.absent_policy,
-                              meta={"gt": str(args.gt), "results": str(args.results)})
+                              meta={"gt": str(args.gt), "results": str(args.results),
+                                    "warnings": warning_records(warnings)})
+    if int(profile.counts.sum()) == 0:
+        raise file_error(args.results, "no result matches a ground-truth person (OKS >= 0.1): the profile would have "
+                                       "no support (a mix from it would synthesise perfect poses)")
     fig = None if plot is None else profile_figure(profile)  # rendered before anything is written
     profile.save(args.out)
     print(profile_summary(profile))

@@ -12,6 +12,8 @@ import argparse
 import os
 from pathlib import Path
 
+from posefix_bench.commands import _checks
+
 HELP = "generate the procedural sandbox data set (COCO format) and its contact sheet"
 
 
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_sandbox_root(out))):
         raise file_error(out, "exists and is not a sandbox root; choose another --out or remove it")
+    _checks.output_dir(out)
     current = is_sandbox_root(out) and read_manifest(out).get("digest") == params.digest()
     if current and not args.force:
         print(f"{out}: up to date (same parameters and generator version)")

@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from posefix_bench.commands import _checks
+
 HELP = "synthetic results: ground truth + input-pose synthesis with a chosen error mix"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gt", type=Path, required=True, help="COCO keypoint annotation file")
+    _checks.add_gt(p)
     p.add_argument("--mix", default="paper",
                    help="error mix: a name, an error-profile .json or a JSON object (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed, >= 0 (default: %(default)s)")
@@ -29,27 +31,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posefix_bench.errors import PosefixError, file_error
+    from posefix_bench.errors import PosefixError
+
+    if args.seed < 0:
+        raise PosefixError(f"--seed must be >= 0, got {args.seed}")
+    if args.samples is not None and args.samples < 1:
+        raise PosefixError(f"--samples must be >= 1, got {args.samples}")
+    _checks.input_file(args.gt, "--gt", "COCO annotation file")
+    _checks.input_file(args.estimator, "--estimator", "results file")
+    _checks.output_file(args.out)
+    _checks.distinct(_checks.namespace_paths(args, "gt", "estimator", "out"))
+
     from posefix_bench.progress import tqdm_progress
     from posefix_bench.reporting.tables import text_table
+    from posefix_bench.structures.checks import check_ground_truth, check_results, require_persons
     from posefix_bench.structures.coco import CocoDataset
     from posefix_bench.structures.results import load_results, save_results
     from posefix_bench.synthesis.mixes import get_mix
     from posefix_bench.synthesis.synthesize import DEFAULT_SAMPLES, synthesize_dataset
 
-    if args.seed < 0:
-        raise PosefixError(f"--seed must be >= 0, got {args.seed}")
     samples = DEFAULT_SAMPLES if args.samples is None else args.samples
-    if samples < 1:
-        raise PosefixError(f"--samples must be >= 1, got {samples}")
-    if args.out.is_dir():
-        raise file_error(args.out, "is a directory, expected a results file name")
     gt = CocoDataset(args.gt)
+    require_persons(gt, "synthesise from")
     mix = get_mix(args.mix, gt.schema)
     estimates = load_results(args.estimator, gt) if args.estimator else None
+    _checks.print_warnings("synthesize", check_ground_truth(gt) + (check_results(estimates, args.estimator)
+                                                                   if estimates else []))
     poses = synthesize_dataset(gt, mix, args.seed, estimates, samples=samples, progress=tqdm_progress)
     if len(poses) == 0:
-        raise file_error(args.gt, "no non-crowd person with labelled keypoints to synthesise from")
+        raise PosefixError(f"{args.gt}: no non-crowd person with labelled keypoints to synthesise from")
     save_results(args.out, poses.to_results())
     counts, expected = poses.class_counts(), poses.expected_counts()
     total = max(sum(counts.values()), 1)

@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from posefix_bench.commands import _checks
+
 HELP = "refiner throughput, FLOP/s vs measured peak, heatmap-rendering speed-up and per-frame latency"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    _checks.add_device(p, default="auto", auto=True)
     p.add_argument("--backbones", help="comma-separated refiner backbones (default: resnet18,resnet50)")
     p.add_argument("--sizes", default="256x192,384x288", help="input sizes H x W (default: %(default)s)")
     p.add_argument("--batches", help="batch sizes (default: 1,8,32 on CPU; 1,2,4,8,16,32,64 on CUDA)")
@@ -31,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="BatchNorm folded into the convolutions for inference (default: %(default)s)")
     p.add_argument("--compile", action="store_true", help="also torch.compile the model (slow to start)")
     p.add_argument("--head", default="posefix", help="head variant (default: %(default)s)")
-    p.add_argument("--threads", type=int, help="torch.set_num_threads for the run")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads for the run, >= 1 (default: torch's)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per measurement (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="minimum timed calls (median reported) (default: %(default)s)")
     p.add_argument("--min-time", type=float, default=0.5, help="minimum seconds of timed calls per row")
@@ -43,8 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "2048,4096,8192 on CUDA)")
     p.add_argument("--no-paired-peak", action="store_true",
                    help="use only the initial matmul-peak measurement (default: sample it before every timed call)")
-    p.add_argument("--gt", type=Path, help="COCO annotations whose images are used for data preparation and latency "
-                   "(default: coco-mini val2017)")
+    _checks.add_gt(p, required=False, default_note="coco-mini val2017; its images are timed for data preparation "
+                   "and latency")
     p.add_argument("--no-e2e", action="store_true", help="skip the per-frame latency")
     p.add_argument("--estimator", default="mediapipe", help="upstream source of the latency run (default: %(default)s)")
     p.add_argument("--boxes", default="gt", help="person boxes for the latency run: gt or a detection JSON")
@@ -105,13 +107,33 @@ def _spec(args: argparse.Namespace):
     return spec
 
 
-def _check_outputs(args: argparse.Namespace) -> None:
-    from posefix_bench.errors import file_error
+def _validate(args: argparse.Namespace) -> None:
+    """The cheap checks, before torch is imported or anything is measured."""
+    import math
 
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise file_error(args.out, "exists and is not a directory")
-    if args.json is not None and args.json.is_dir():
-        raise file_error(args.json, "is a directory, expected a JSON file name")
+    from posefix_bench.errors import PosefixError
+
+    _checks.device(args.device, auto=True)
+    _checks.at_least(args.threads, 1, "--threads")
+    _checks.at_least(args.warmup, 0, "--warmup")
+    _checks.at_least(args.repeats, 1, "--repeats")
+    if not (math.isfinite(args.min_time) and args.min_time >= 0):
+        raise PosefixError(f"--min-time {args.min_time}: must be a finite number of seconds >= 0")
+    _checks.at_least(args.render_batch, 1, "--render-batch")
+    _checks.at_least(args.e2e_frames, 1, "--e2e-frames")
+    for text in (*_csv(args.sizes, "sizes"), args.render_size, args.e2e_size):
+        _size(text)
+    for what in ("batches", "peak-sizes"):
+        text = getattr(args, what.replace("-", "_"))
+        for v in _csv(text, what, int) if text is not None else ():
+            _checks.at_least(v, 1, f"--{what}")
+    _checks.input_file(args.gt, "--gt", "COCO annotation file")
+    if not args.no_e2e:
+        if args.boxes != "gt":
+            _checks.input_file(Path(args.boxes), "--boxes", "detection file")
+        _checks.input_file(args.e2e_checkpoint, "--e2e-checkpoint", "refiner checkpoint")
+    _checks.output_file(args.json, "--json")
+    _checks.output_dir(args.out)
 
 
 def _e2e_runner(args: argparse.Namespace, spec, dataset):
@@ -176,13 +198,14 @@ def _print_report(report: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    _validate(args)
+
     from posefix_bench.engine.throughput import result_filename, run_throughput, split_by_precision
     from posefix_bench.progress import tqdm_progress
     from posefix_bench.structures.coco import CocoDataset, coco_split_paths, default_coco_mini_root
     from posefix_bench.structures.io import atomic_write_json
 
     spec = _spec(args)
-    _check_outputs(args)
     dataset = CocoDataset(args.gt or coco_split_paths(default_coco_mini_root(), "val2017")[0])
     e2e = None if args.no_e2e else _e2e_runner(args, spec, dataset)
     report = run_throughput(spec, dataset=dataset, e2e=e2e, progress=tqdm_progress)

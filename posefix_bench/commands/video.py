@@ -12,6 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from posefix_bench.commands import _checks
+from posefix_bench.errors import PosefixError
+
 HELP = "refine a video's per-frame poses and render input vs refined skeletons"
 
 VIDEO_SUFFIXES = (".mp4", ".avi")
@@ -26,25 +29,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=25.0, help="frame rate of a rendered folder input (default: %(default)s)")
     p.add_argument("--flip", action="store_true", help="flip test")
     p.add_argument("--box", choices=("keypoints", "bbox"), default="keypoints", help="crop box (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default: %(default)s)")
+    _checks.add_device(p)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    """The cheap checks, before the model is loaded."""
+    _checks.input_file(args.checkpoint, "--checkpoint", "refiner checkpoint")
+    _checks.input_path(args.input, "--input", "video or frame folder")
+    _checks.input_file(args.poses, "--poses", "per-frame pose file")
+    _checks.output_file(args.out)
+    if args.render is not None:
+        if args.render.suffix and args.render.suffix.lower() not in VIDEO_SUFFIXES:
+            raise PosefixError(f"--render {args.render}: takes a {' or '.join(VIDEO_SUFFIXES)} file or a folder")
+        if args.render.suffix:
+            _checks.output_file(args.render, "--render")
+        else:
+            _checks.output_dir(args.render, "--render")
+    _checks.distinct(_checks.namespace_paths(args, "poses", "checkpoint", "out", "render"))
+    _checks.positive(args.fps, "--fps")
+    _checks.at_least(args.batch_size, 1, "--batch-size")
+    _checks.device(args.device)
 
 
 def run(args: argparse.Namespace) -> int:
+    _validate(args)
+
     from posefix_bench.engine.refine import RefinePostProcessor
     from posefix_bench.engine.video import FrameReader, load_frame_poses, refine_video
-    from posefix_bench.errors import PosefixError
     from posefix_bench.progress import tqdm_progress
+    from posefix_bench.structures.checks import check_results
     from posefix_bench.structures.io import atomic_write_json
     from posefix_bench.structures.schema import get_schema
 
+    frames = FrameReader(args.input, default_fps=args.fps)
+    records = load_frame_poses(args.poses, None)  # parsed and checked before the model is loaded
+    _checks.print_warnings("video", check_results([{**r, "image_id": r["frame"], "category_id": 1} for r in records],
+                                                  args.poses))
     post = RefinePostProcessor(args.checkpoint, device=args.device, batch_size=args.batch_size, flip=args.flip,
                                box=args.box)
+    _checks.finite_weights(post.model, args.checkpoint)
     schema = get_schema(post.model.config.schema)
-    frames = FrameReader(args.input, default_fps=args.fps)
-    records = load_frame_poses(args.poses, post.model.config.num_keypoints)
-    if args.render is not None and args.render.suffix and args.render.suffix.lower() not in VIDEO_SUFFIXES:
-        raise PosefixError(f"{args.render}: --render takes a {' or '.join(VIDEO_SUFFIXES)} file or a folder")
+    records = load_frame_poses(args.poses, post.model.config.num_keypoints)  # the refiner's keypoint count
     if not post.trained:
         print(f"posefix-bench video: warning: {args.checkpoint} is an UNTRAINED refiner; its output is marked "
               f"\"untrained\": true and the rendering says so", file=sys.stderr)
@@ -74,6 +100,8 @@ class _Renderer:
     def __enter__(self) -> "_Renderer":
         import tempfile
 
+        from posefix_bench.structures.io import default_permissions
+
         self.target.parent.mkdir(parents=True, exist_ok=True)
         if self.is_video:
             fd, name = tempfile.mkstemp(prefix=f".{self.target.stem}.", suffix=f".tmp{self.target.suffix}",
@@ -84,6 +112,7 @@ class _Renderer:
             self.tmp = Path(name)
         else:
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent))
+        default_permissions(self.tmp)  # mkstemp/mkdtemp make 0600/0700: give what open()/mkdir() would, as JSON gets
         return self
 
     def add(self, fp) -> None:

@@ -53,6 +53,7 @@ from posefix_bench.engine.distributed import (
     local_cpu_share,
     shutdown_distributed,
 )
+from posefix_bench.engine.workdir import find_resume_checkpoint, lock_work_dir
 from posefix_bench.errors import PosefixError, file_error
 from posefix_bench.progress import Progress, no_progress
 from posefix_bench.structures.coco import CocoDataset, coco_split_paths
@@ -436,12 +437,13 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------------------------
     def resume(self) -> bool:
-        """Load ``checkpoints/latest.pth`` when it exists; False (start from scratch) when it does not."""
-        latest = self.checkpoint_dir / "latest.pth"
-        if not latest.is_file():
-            return False
-        self.load_checkpoint(latest)
-        return True
+        """Load ``latest.pth``, or the newest intact ``iter_*.pth`` when it is damaged (:mod:`.workdir`; the skipped
+        files are in the summary's ``resume_warnings``); False (start from scratch) when there is no checkpoint."""
+        point = find_resume_checkpoint(self.checkpoint_dir)
+        self.resume_warnings = point.warnings()
+        if point.path is not None:
+            self.load_checkpoint(point.path)
+        return point.path is not None
 
     def _loader(self):
         from torch.utils.data import DataLoader
@@ -488,6 +490,7 @@ class Trainer:
             "world_size": self.dist.world_size,
             "work_dir": str(self.work_dir),
             "checkpoint": str(self.work_dir / "final.pth"),
+            "resume_warnings": getattr(self, "resume_warnings", []),
         }
         if self.dist.is_main:
             self.save_final(summary)
@@ -625,7 +628,8 @@ def train(cfg, work_dir: str | os.PathLike, resume: bool = False, progress: Prog
     owns_group = not dist.is_initialized()
     info = init_distributed(tr.device)
     try:
-        return Trainer(cfg, work_dir, info).run(resume=resume, progress=progress if info.is_main else no_progress)
+        with lock_work_dir(work_dir, enabled=info.is_main):  # one training per work dir (engine/workdir.py)
+            return Trainer(cfg, work_dir, info).run(resume=resume, progress=progress if info.is_main else no_progress)
     finally:
         if owns_group:
             shutdown_distributed(info)

@@ -22,6 +22,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from posefix_bench.errors import PosefixError, file_error
+from posefix_bench.structures.checks import validate_annotations
 from posefix_bench.structures.io import read_json
 from posefix_bench.structures.schema import KeypointSchema
 
@@ -139,6 +140,7 @@ class CocoDataset:
                     f"annotation {ann.get('id', i)} has {len(ann.get('keypoints', ()))} keypoint values, "
                     f"expected {k3}",
                 )
+        validate_annotations(data["annotations"], self.path, self.category_id, self.schema.num_keypoints)
         self.coco = COCO()
         self.coco.dataset = data
         with contextlib.redirect_stdout(io.StringIO()):

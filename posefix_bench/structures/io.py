@@ -17,7 +17,7 @@ from typing import Any, Callable
 from posefix_bench.errors import PosefixError, file_error
 
 __all__ = ["read_json", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_with",
-           "to_jsonable"]
+           "to_jsonable", "default_permissions"]
 
 
 def _current_umask() -> int:
@@ -27,6 +27,12 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
+
+
+def default_permissions(path: str | os.PathLike) -> None:
+    """Give a temporary file or folder (``mkstemp`` 0600, ``mkdtemp`` 0700) the permissions ``open()`` / ``mkdir()``
+    would under the process's umask (0644 / 0755 under the usual 022), before it is moved into place."""
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_UMASK)
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
@@ -57,7 +63,7 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> 
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".tmp{p.suffix}", dir=p.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the permissions open() would
+    default_permissions(tmp)  # mkstemp creates 0600; give the file the permissions open() would
     try:
         write(tmp)
         with open(tmp, "rb+") as f:

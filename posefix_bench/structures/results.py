@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from posefix_bench.errors import PosefixError
+from posefix_bench.structures.checks import check_coordinates
 from posefix_bench.structures.io import atomic_write_json, read_json
 
 __all__ = [
@@ -95,7 +96,9 @@ def validate_results(
 
     Raises a one-line :class:`PosefixError` naming ``source`` and the first problem: not a list, empty, a record
     that is not an object, a missing field, a keypoint list of the wrong length, a non-numeric/NaN/inf value, a
-    missing or negative score, or image / category ids that the ground truth does not have.
+    missing or negative score, a coordinate beyond :data:`~posefix_bench.structures.checks.MAX_COORDINATE`, or image /
+    category ids that the ground truth does not have. Duplicated entries are a warning, not an error
+    (:func:`~posefix_bench.structures.checks.check_results`).
     """
     src = os.fspath(source)
     if not isinstance(records, list):
@@ -147,6 +150,7 @@ def validate_results(
     if bad.any():
         i, j = map(int, np.argwhere(bad)[0])
         raise PosefixError(f"{src}: result {i} has a non-finite keypoint value ({flat[i, j]}) at index {j}")
+    check_coordinates(flat, src)
     if image_ids is not None:
         known = set(int(x) for x in image_ids)
         unknown = sorted({r["image_id"] for r in out} - known)

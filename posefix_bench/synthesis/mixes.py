@@ -47,7 +47,8 @@ A mix can also be given as a dict (e.g. in an ablation config), applied in this 
      "name": "my-mix"}               # optional: the name reports and cache keys use
 
 or as the path of a measured error profile (``posefix-bench profile``; :class:`ErrorProfile`), whose per
-(V bin, O bin, joint) class probabilities replace the paper table; its keypoints must be the schema's.
+(V bin, O bin, joint) class probabilities replace the paper table; its keypoints must be the schema's, and a profile
+with no support (zero counted keypoints, e.g. measured on zero persons) is refused.
 
 Shape legend: N persons, K keypoints, C = 5 classes.
 """
@@ -301,6 +302,9 @@ def _from_profile(path: Path, schema: KeypointSchema, min_count: int | None) -> 
             f"{path}: error profile is for the {profile.num_keypoints} keypoints of schema {profile.schema!r}, "
             f"not those of {schema.name!r}"
         )
+    if int(profile.counts.sum()) == 0:  # the back-off would make every keypoint "good": perfect poses
+        raise PosefixError(f"{path}: error profile has no support (no matched keypoint was counted): as a mix it "
+                           "would synthesise perfect poses")
     if min_count is None:
         probs = profile.probabilities()
     elif isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:

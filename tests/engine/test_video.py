@@ -4,6 +4,7 @@ side-by-side rendering; bad inputs are one-line errors and leave nothing behind.
 from __future__ import annotations
 
 import json
+import os
 
 import cv2
 import numpy as np
@@ -73,6 +74,7 @@ def test_video_file_refined_one_to_one_and_rendered_side_by_side(clip, tmp_path,
     single = cv2.imread(str(root / "frames" / "000.png"))
     assert frames[0].shape == (single.shape[0], 2 * single.shape[1], 3)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    assert render.stat().st_mode & 0o777 == out.stat().st_mode & 0o777  # as the JSON output (0644 under umask 022)
 
 
 def test_frame_folder_rendering_and_the_python_api(clip, tmp_path, val_gt):
@@ -81,6 +83,10 @@ def test_frame_folder_rendering_and_the_python_api(clip, tmp_path, val_gt):
     assert cli.main(["video", "--checkpoint", str(root / "untrained.pth"), "--input", str(root / "frames"),
                      "--poses", str(root / "poses.json"), "--out", str(out), "--render", str(render)]) == 0
     assert sorted(p.name for p in render.iterdir()) == [f"frame_{i:06d}.png" for i in range(3)]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert render.stat().st_mode & 0o777 == 0o777 & ~umask  # a folder as mkdir makes it, not mkdtemp's 0700
+    assert {p.stat().st_mode & 0o777 for p in render.iterdir()} == {out.stat().st_mode & 0o777}
     # the same refinement through the API; frames shifted by 4 px give poses shifted by about 4 px
     post = RefinePostProcessor(root / "untrained.pth")
     records = load_frame_poses(root / "poses.json", 17)

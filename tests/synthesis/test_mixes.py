@@ -130,6 +130,17 @@ def test_profile_as_a_mix(tmp_path):
     assert get_mix(str(other), COCO17).name == mix.name
 
 
+def test_profile_without_support_is_refused(tmp_path):
+    """Measured on zero persons (or nothing matched): as a mix it would back off to all-good, i.e. perfect poses."""
+    prof = _profile(COCO17)
+    empty = ErrorProfile(prof.schema, prof.keypoints, np.zeros_like(prof.counts), prof.absent + 3)
+    path = tmp_path / "empty.json"
+    empty.save(path)
+    for spec in (str(path), {"base": str(path), "scale": {"swap": 2}}):
+        with pytest.raises(PosefixError, match="empty.json: error profile has no support"):
+            get_mix(spec, COCO17)
+
+
 def test_profile_for_another_schema_is_refused(tmp_path):
     path = tmp_path / "cp.json"
     _profile(CROWDPOSE14).save(path)
