@@ -54,7 +54,7 @@ TRAIN_CODE = ("models", "engine/train.py", "engine/data.py", "engine/distributed
 REFINE_CODE = ("models", "engine/refine.py", "codecs", "structures")
 SOURCE_CODE = ("sources", "synthesis", "codecs", "structures")
 EVAL_CODE = ("evaluation", "codecs", "structures")
-FPS_CODE = ("models", "engine/throughput.py", "codecs")
+FPS_CODE = ("models", "engine/throughput.py", "engine/fps.py", "engine/precision.py", "codecs")
 
 
 @dataclass(frozen=True)
@@ -291,6 +291,9 @@ class BenchRunner:
         cfg.train.seed = int(seed)
         cfg.train.threads = self.spec.threads
         cfg.train.device = self.device
+        from posefix_bench.engine.train import resolve_train_precision  # issue 21: the key holds the precision used
+
+        cfg.train.amp = resolve_train_precision(cfg, data.val.schema, self.cache_root / "precision")["precision"]
         return cfg
 
     def train_step(self, ablation: Ablation, seed: int):
@@ -335,6 +338,11 @@ class BenchRunner:
 
         data = self.prepare_data()
         opts = dict(self.profile.refine)
+        from posefix_bench.engine.precision import resolve_precision  # issue 21: the key holds the precision used
+
+        opts["precision"] = resolve_precision(opts.get("precision", "auto"), self.device, "infer", dict(
+            trained["model"], num_keypoints=data.val.schema.num_keypoints), batch=opts.get("batch_size", 32),
+            cache_dir=self.cache_root / "precision")["precision"]
         step = self.cache.step("refine", {"train": trained["key"], "results": source["hash"], "options": opts,
                                           "code": self.code(REFINE_CODE)})
         out = step.path / "refined.json"
@@ -380,7 +388,7 @@ class BenchRunner:
     # -- 5. FPS --------------------------------------------------------------------------------------------------
     def fps(self, model_cfg: dict, num_keypoints: int) -> dict:
         """Refiner inference samples/s on this machine (measured once per network, cached)."""
-        opts = {"batches": [1, 32], "precisions": ["fp32", "bf16"], "threads": 2, **self.profile.fps}
+        opts = {"batches": [1, 32], "precisions": "auto", "threads": 2, **self.profile.fps}
         step = self.cache.step("fps", {"model": model_cfg, "k": num_keypoints, "options": opts,
                                        "device": self.device, "machine": platform.node(), "code": self.code(FPS_CODE)})
         out = step.path / "fps.json"
@@ -667,29 +675,12 @@ def run_record(ablation: Ablation, seed: int, src: dict, trained: dict, refined:
 
 
 def measure_refiner_fps(model_cfg: dict, num_keypoints: int, device: str, batches=(1, 32),
-                        precisions=("fp32", "bf16"), threads: int = 2) -> dict:
-    """Inference samples/s of a refiner network (random weights: speed does not depend on them), per batch size and
-    precision, with the matmul peak measured in the same run (:mod:`posefix_bench.engine.throughput`)."""
-    import torch
+                        precisions="auto", threads: int = 2) -> dict:
+    """Inference samples/s of a refiner network per batch and precision (:func:`posefix_bench.engine.fps.refiner_fps`:
+    emulated precisions are listed in ``emulated``, not timed)."""
+    from posefix_bench.engine.fps import refiner_fps
 
-    from posefix_bench.engine.throughput import PeakProbe, matmul_peak, refiner_gflop, refiner_row
-    from posefix_bench.models import RefinerConfig, build_refiner, fold_batchnorm
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        cfg = RefinerConfig.from_dict({**model_cfg, "num_keypoints": num_keypoints})
-        gflop = refiner_gflop(cfg)
-        model = fold_batchnorm(build_refiner(cfg, seed=0).eval().to(device).to(memory_format=torch.channels_last))
-        rows = []
-        for precision in precisions:
-            mp = matmul_peak(device, precision)
-            peak = PeakProbe(device, precision, mp["best_size"], mp["peak_gflops"])
-            for b in batches:
-                rows.append(refiner_row(model, b, precision, True, device, gflop, peak))
-        return {"gflop_per_sample": gflop, "threads": threads, "device": device, "rows": rows}
-    finally:
-        torch.set_num_threads(old)
+    return refiner_fps(model_cfg, num_keypoints, device, batches, precisions, threads)
 
 
 def environment_record(device: str, spec: RunSpec) -> dict:

@@ -26,13 +26,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override config keys, e.g. train.max_iters=100 data.root=/data/coco (values parsed as "
                    "mmengine's DictAction does: numbers, booleans, lists a,b or [a,b], tuples (a,b))")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="set train.amp: auto (the fastest precision this device runs natively, measured by a short "
+                   "probe) or a precision (fp16: CUDA) (default: the config's train.amp)")
 
 
 def run(args: argparse.Namespace) -> int:
     from posefix_bench.engine.train import load_config, train
     from posefix_bench.progress import tqdm_progress
 
-    cfg = load_config(args.config, _parse_options(args.cfg_options))
+    options = _parse_options(args.cfg_options)
+    if args.precision:
+        options["train.amp"] = args.precision
+    cfg = load_config(args.config, options)
     work_dir = args.work_dir or Path("work_dirs") / args.config.stem
     record = train(cfg, work_dir, resume=args.resume, progress=tqdm_progress)
     if os.environ.get("RANK", "0") == "0":
@@ -41,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         loss = f"{record['final_loss']:.4f}" if record["final_loss"] is not None else "n/a"
         print(f"trained {record['trained_iterations']} iterations{resumed} in {record['seconds']:.1f} s on "
               f"{record['world_size']} process(es): {rate}, final loss {loss}")
+        print(record["precision_record"]["sentence"])
         print(f"wrote {record['checkpoint']}")
     return 0
 
