@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from posefix_bench.engine.precision import PRECISIONS, candidates, native_support, probe, speed_text, torch_threads
+from posefix_bench.engine.precision import PRECISIONS, candidates, native_support, probe, torch_threads
 from posefix_bench.engine.throughput import (
     PeakProbe,
     environment,
@@ -40,18 +40,18 @@ def plan_precisions(requested, device, probe_record: dict | None = None) -> tupl
     if "auto" in requested:
         if probe_record is None:
             raise PosefixError("precision 'auto' needs the precision probe's record")
-        net = probe_record["probe"]["network"]
+        net, check = probe_record["probe"]["network"], probe_record["probe"].get("emulation_check")
         for p in candidates(device):
             status = probe_record["status"].get(p)
             if p == "fp32" or status == "native":
                 timed.add(p)
             elif p not in timed:
-                ratio = probe_record["ratio"].get(p)
-                measured = f"measured {speed_text(ratio)} than fp32" if ratio else "not measured"
-                emulated.append({"precision": p, "status": status, "ratio_vs_fp32": ratio, "note": (
-                    f"{p} not timed: {status} on this device ({measured} by the precision probe, {net['backbone']} "
-                    f"{net['input_size'][1]}x{net['input_size'][0]} batch {probe_record['probe']['batch']}; "
-                    f"{probe_record['sentence']})")})
+                how = (f"{check['step']}, batch {check['batch']}" if check and p in check["ms_per_step"] else
+                       f"{probe_record['kind']} step, batch {probe_record['probe']['batch']}")
+                why = probe_record.get("notes", {}).get(p, f"{p} {status}")
+                emulated.append({"precision": p, "status": status, "ratio_vs_fp32": probe_record["ratio"].get(p),
+                                 "note": f"{p} not timed: {why} (precision probe: {net['backbone']} "
+                                         f"{net['input_size'][1]}x{net['input_size'][0]} {how})"})
     return [p for p in PRECISIONS if p in timed], emulated
 
 
@@ -99,6 +99,7 @@ def machine_peaks(device: str = "cpu", threads: int | None = None, sizes: tuple[
     env = environment(device)
     text = ", ".join(f"{p} {v['peak_gflops']:.0f} GFLOP/s" if v["peak_gflops"] else
                      f"{p} emulated ({v['emulated_gflops']:.1f} GFLOP/s at n=256)" for p, v in peaks.items())
-    where = env["device_name"] if str(device).startswith("cuda") else f"{env['cpu']} ({env['cpu_capability']}, {n} threads)"
+    where = env["device_name"] if str(device).startswith("cuda") else \
+        f"{env['cpu']} ({env['cpu_capability']}, {n} thread{'s' if n != 1 else ''})"
     return {"device": str(device), "threads": n, "peaks": peaks, "native": support["native"],
             "evidence": support["evidence"], "sentence": f"matmul peak: {text} on {where}"}

@@ -34,7 +34,7 @@ every re-run on the same machine) makes the same choice and cache keys stay stab
 The record (a plain dict, JSON-able): ``precision`` (the choice), ``requested``, ``decided_by`` (``probe`` or
 ``explicit``; a resumed training adds ``kept_from``), ``kind`` (``train`` / ``infer``), ``device``, ``ms_per_step``
 {precision: ms at the probe batch}, ``ratio`` {precision: time / fp32 time}, ``status`` {precision: reference |
-native | emulated | unsupported | unmeasured}, ``native`` {precision: true | false | null}, ``evidence`` (flags and
+native | emulated | unsupported | unmeasured}, ``notes`` {precision: phrase}, ``native`` {precision: true | false | null}, ``evidence`` (flags and
 CPU capability), ``probe`` (batch, threads, seconds, repeats, warm-up times, the batch-1 ``emulation_check``,
 network) and ``sentence``, e.g. "precision: fp32 (bf16 measured 33x slower on this CPU: emulated, no
 avx512_bf16/amx_bf16)".
@@ -224,7 +224,8 @@ def decide(ms: Mapping[str, float | None], native: Mapping[str, bool | None], de
         evidence: :func:`native_support`'s evidence (only for the wording).
 
     Returns:
-        ``{"precision", "ratio", "status", "sentence"}`` (see the module docstring).
+        ``{"precision", "ratio", "status", "notes", "sentence"}`` (see the module docstring; ``notes``: a phrase per
+        precision not chosen).
     """
     if not ms.get("fp32") or ms["fp32"] <= 0:
         raise PosefixError("precision decision: the fp32 reference time is missing")
@@ -241,23 +242,23 @@ def decide(ms: Mapping[str, float | None], native: Mapping[str, bool | None], de
             status[p] = "native"
     fast = sorted((ratio[p], p) for p in ratio if status[p] == "native" and ratio[p] * min_gain <= 1.0)
     choice = fast[0][1] if fast else "fp32"
-    notes = []
+    notes: dict[str, str] = {}
     for p in sorted(ratio, key=lambda q: ratio[q]):
         if p == choice:
             continue
         if status[p] == "emulated":
             why = _no_flags(device_type, evidence) if native.get(p) is False else "no native-support evidence"
-            notes.append(f"{p} measured {speed_text(ratio[p])} on {where}: emulated, {why}")
+            notes[p] = f"{p} measured {speed_text(ratio[p])} on {where}: emulated, {why}"
         elif choice == "fp32" and ratio[p] < 1:
-            notes.append(f"{p} native but measured only {speed_text(ratio[p])}, {_times(min_gain)} needed")
+            notes[p] = f"{p} native but measured only {speed_text(ratio[p])}, {_times(min_gain)} needed"
         else:
-            notes.append(f"{p} measured {speed_text(ratio[p])}")
+            notes[p] = f"{p} measured {speed_text(ratio[p])}"
     if choice != "fp32":
         head = f"{choice} measured {speed_text(ratio[choice])} than fp32 on {where}, native"
-        sentence = f"precision: {choice} ({'; '.join([head, *notes])})"
+        sentence = f"precision: {choice} ({'; '.join([head, *notes.values()])})"
     else:
-        sentence = f"precision: fp32 ({'; '.join(notes)})" if notes else "precision: fp32 (no other precision measured)"
-    return {"precision": choice, "ratio": ratio, "status": status, "sentence": sentence}
+        sentence = f"precision: fp32 ({'; '.join(notes.values())})" if notes else "precision: fp32 (nothing else measured)"
+    return {"precision": choice, "ratio": ratio, "status": status, "notes": notes, "sentence": sentence}
 
 
 # -- measurement --------------------------------------------------------------------------------------------------
@@ -466,7 +467,7 @@ def _run_probe(kind, key, model_cfg, model, dev, support, channels_last) -> dict
     return {
         "precision": choice["precision"], "requested": "auto", "decided_by": "probe", "kind": kind,
         "device": str(dev), "ms_per_step": {p: t["ms"] for p, t in timed.items()}, "ratio": choice["ratio"],
-        "status": choice["status"], "native": native, "evidence": support["evidence"],
+        "status": choice["status"], "notes": choice["notes"], "native": native, "evidence": support["evidence"],
         "probe": {"batch": key["batch"], "threads": key["threads"], "seconds": time.perf_counter() - t0,
                   "emulation_check": {"step": "forward", "batch": 1,
                                       "ms_per_step": {p: t["ms"] for p, t in check.items()}} if check else None,

@@ -24,7 +24,7 @@ def test_emulated_bf16_is_never_chosen_and_the_sentence_says_why():
     """The AVX2 machine of issue 21: a batch-32 step 1.0 s in fp32, 33.1 s in bf16, no bf16 flag."""
     d = P.decide({"fp32": 1000.0, "bf16": 33100.0}, {"fp32": True, "bf16": False, "fp16": False}, "cpu", AVX2)
     assert d["precision"] == "fp32" and d["status"] == {"fp32": "reference", "bf16": "emulated", "fp16": "unsupported"}
-    assert d["ratio"]["bf16"] == pytest.approx(33.1)
+    assert d["ratio"]["bf16"] == pytest.approx(33.1) and d["notes"] == {"bf16": d["sentence"][len("precision: fp32 ("):-1]}
     assert d["sentence"] == "precision: fp32 (bf16 measured 33x slower on this CPU: emulated, no avx512_bf16/amx_bf16)"
     # emulated stays unchosen even when it happens to time faster (the rule is native *and* fast)
     assert P.decide({"fp32": 10.0, "bf16": 5.0}, {"bf16": False}, "cpu", AVX2)["precision"] == "fp32"
@@ -152,15 +152,18 @@ def test_probe_records_are_valid_and_cached_per_process_and_on_disk(tmp_path, mo
 
 # -- what a throughput table times ----------------------------------------------------------------------------------
 def _record(status: str, ratio: float) -> dict:
-    return {"status": {"fp32": "reference", "bf16": status}, "ratio": {"bf16": ratio}, "sentence": "precision: x",
-            "probe": {"batch": 8, "network": {"backbone": "resnet18", "input_size": [48, 64]}}}
+    return {"status": {"fp32": "reference", "bf16": status}, "ratio": {"bf16": ratio}, "kind": "train",
+            "notes": {"bf16": f"bf16 measured {P.speed_text(ratio)} on this CPU: {status}"},
+            "probe": {"batch": 8, "network": {"backbone": "resnet18", "input_size": [48, 64]}, "emulation_check": {
+                "step": "forward", "batch": 1, "ms_per_step": {"fp32": 10.0, "bf16": 10.0 * ratio}}}}
 
 
 def test_plan_times_native_precisions_and_lists_emulated_ones():
     timed, emulated = plan_precisions("auto", "cpu", _record("emulated", 33.0))
     assert timed == ["fp32"] and [e["precision"] for e in emulated] == ["bf16"]
-    assert emulated[0]["ratio_vs_fp32"] == 33.0 and "bf16 not timed: emulated" in emulated[0]["note"]
-    assert "measured 33x slower than fp32" in emulated[0]["note"] and "resnet18 64x48 batch 8" in emulated[0]["note"]
+    assert emulated[0]["ratio_vs_fp32"] == 33.0 and emulated[0]["note"] == (
+        "bf16 not timed: bf16 measured 33x slower on this CPU: emulated (precision probe: resnet18 64x48 forward, "
+        "batch 1)")
     assert plan_precisions(["auto"], "cpu", _record("native", 0.6)) == (["fp32", "bf16"], [])
     assert plan_precisions(["bf16", "fp32"], "cpu") == (["fp32", "bf16"], [])  # explicit: timed as asked
     assert plan_precisions(["auto", "bf16"], "cpu", _record("emulated", 33.0)) == (["fp32", "bf16"], [])

@@ -98,7 +98,7 @@ def test_auto_times_bf16_only_where_it_is_native(tmp_path):
     if not native:
         (entry,) = report["emulated"]
         assert entry["precision"] == "bf16" and entry["ratio_vs_fp32"] == probe["ratio"]["bf16"]
-        assert entry["note"] in out and "bf16 not timed" in entry["note"] and probe["sentence"] in entry["note"]
+        assert entry["note"] in out and entry["note"].startswith(f"bf16 not timed: {probe['notes']['bf16']} (")
         part = json.loads((tmp_path / "reports" / f"{report['environment']['device_slug']}-bf16.json").read_text())
         assert part["refiner"] == [] and part["emulated"] == [entry] and part["matmul_peak"] == {}
     assert probe["sentence"] in out
