@@ -34,8 +34,8 @@ train = dict(
     milestones=(90, 120),        # epochs
     gamma=0.1,
     weight_decay=0.0,
-    amp=True,                    # True: mixed precision on CUDA (bf16, else fp16 + loss scaling), fp32 on CPU;
-                                 # 'bf16': bf16 autocast on CPU too; False: fp32
+    amp='auto',                  # 'auto': a short probe picks the fastest precision this device runs natively
+                                 # (fp32 / bf16, fp16 + loss scaling on CUDA); 'fp32' / 'bf16' / 'fp16': as set
     seed=0,
     device=None,                 # None: cuda when available (the torchrun process's local GPU), else cpu
     threads=None,                # torch CPU threads per process; None: cores / processes

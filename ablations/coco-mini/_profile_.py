@@ -11,8 +11,8 @@ profile = dict(
         dict(name='synthetic-paper', type='synthetic', mix='paper', seed=1000),
     ],
     seeds=[0],
-    refine=dict(batch_size=64, precision='bf16'),
-    fps=dict(batches=[1, 32], precisions=['fp32', 'bf16'], threads=2),
+    refine=dict(batch_size=64, precision='auto'),
+    fps=dict(batches=[1, 32], precisions='auto', threads=2),
     default_ablation='r18_64x48_paper_lb-off_skip_train-sandbox',
     comparisons=[
         dict(name='Training data', tag='train-data',

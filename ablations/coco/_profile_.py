@@ -16,8 +16,8 @@ profile = dict(
     ],
     seeds=[0],
     train_launcher=dict(nproc_per_node=8),
-    refine=dict(batch_size=64),
-    fps=dict(batches=[1, 64], precisions=['fp32', 'bf16'], threads=8),
+    refine=dict(batch_size=64, precision='auto'),
+    fps=dict(batches=[1, 64], precisions='auto', threads=8),
     default_ablation='r50_256x192_paper_lb-off_posefix',
     comparisons=[
         dict(name='Head variants', tag='head', question='Does the identity prior or the skip help at full scale?'),

@@ -17,8 +17,8 @@ profile = dict(
     seeds=[0],
     # error profiles for "measured:<source>" mixes come from the source's poses on the first N training images
     profile_train_images=600,
-    refine=dict(batch_size=64, precision='bf16'),
-    fps=dict(batches=[1, 32], precisions=['fp32', 'bf16'], threads=2),
+    refine=dict(batch_size=64, precision='auto'),
+    fps=dict(batches=[1, 32], precisions='auto', threads=2),
     default_ablation='r18_64x48_paper_lb-off_skip',
     comparisons=[
         dict(name='Head variants', tag='head',

@@ -42,7 +42,7 @@ TRAIN_CODE = ("models", "engine/train.py", "engine/data.py", "engine/distributed
 REFINE_CODE = ("models", "engine/refine.py", "codecs", "structures")
 SOURCE_CODE = ("sources", "synthesis", "codecs", "structures")
 EVAL_CODE = ("evaluation", "codecs", "structures")
-FPS_CODE = ("models", "engine/throughput.py", "codecs")
+FPS_CODE = ("models", "engine/throughput.py", "engine/fps.py", "engine/precision.py", "codecs")
 ANALYSIS_VERSION = 2  # 2: the analysis also picks the crop panel's persons
 
 
@@ -81,6 +81,11 @@ class BenchSteps:
         self.progress = progress
         self._code: dict[tuple, str] = {}
         self._data: BenchData | None = None
+
+    @property
+    def precision_dir(self) -> Path:
+        """Where precision probes keep their decision, so every worker process agrees (engine.precision)."""
+        return self.cache_root / "precision"
 
     def code(self, parts: tuple[str, ...]) -> str:
         if parts not in self._code:
@@ -248,6 +253,9 @@ class BenchSteps:
             data_cfg["root"] = str(data.root)
             data_cfg["train_split"], data_cfg["val_split"] = data.train_split, data.val_split
         train_cfg.update(seed=int(seed), threads=self.threads, device=self.device)
+        from posefix_bench.engine.train import resolve_train_precision  # the key holds the precision used
+
+        train_cfg["amp"] = resolve_train_precision(cfg, self.data().val.schema, self.precision_dir)["precision"]
         return cfg
 
     def train_step(self, ablation: Ablation, seed: int):
@@ -269,7 +277,7 @@ class BenchSteps:
         return self.cache.step("train", payload), cfg
 
     def train(self, ablation: Ablation, seed: int) -> dict:
-        """Train (or reuse, or resume) one refiner: ``{"checkpoint", "key", "summary"}``."""
+        """Train (or reuse, or resume) one refiner: ``{"checkpoint", "key", "summary", "model"}``."""
         from posefix_bench.engine.train import train
 
         step, cfg = self.train_step(ablation, seed)
@@ -283,15 +291,21 @@ class BenchSteps:
                 else:
                     summary = train(cfg, step.path, resume=resume, progress=self.progress)
                 step.mark_done(dict(summary, wall_seconds=time.perf_counter() - t0))
-        return {"checkpoint": str(step.path / "final.pth"), "key": step.key, "summary": step.summary()}
+        return {"checkpoint": str(step.path / "final.pth"), "key": step.key, "summary": step.summary(),
+                "model": cfg["model"]}
 
     def refine(self, trained: dict, source: dict) -> Path:
         """A source's validation results refined by a trained refiner (the profile's ``refine`` settings)."""
         from posefix_bench.engine.refine import RefinePostProcessor
         from posefix_bench.structures.results import load_results, save_results
 
+        from posefix_bench.engine.precision import resolve_precision
+
         data = self.data()
         opts = dict(self.profile.refine)
+        model = dict(trained["model"], num_keypoints=data.val.schema.num_keypoints)
+        opts["precision"] = resolve_precision(opts.get("precision", "auto"), self.device, "infer", model,
+                                              batch=opts.get("batch_size", 32), cache_dir=self.precision_dir)["precision"]
         step = self.cache.step("refine", {"train": trained["key"], "results": source["hash"], "options": opts,
                                           "code": self.code(REFINE_CODE)})
         out = step.path / "refined.json"
@@ -329,15 +343,15 @@ class BenchSteps:
     # -- speed ---------------------------------------------------------------------------------------------------
     def fps(self, model_cfg: dict, num_keypoints: int) -> dict:
         """Refiner inference samples/s on this machine (measured once per network, cached)."""
-        from posefix_bench.engine.throughput import measure_refiner_fps
+        from posefix_bench.engine.fps import refiner_fps
 
-        opts = {"batches": [1, 32], "precisions": ["fp32", "bf16"], "threads": 2, **self.profile.fps}
+        opts = {"batches": [1, 32], "precisions": "auto", "threads": 2, **self.profile.fps}
         step = self.cache.step("fps", {"model": model_cfg, "k": num_keypoints, "options": opts,
                                        "device": self.device, "machine": platform.node(), "code": self.code(FPS_CODE)})
         out = step.path / "fps.json"
         with step.lock():
             if not step.done:
-                atomic_write_json(out, measure_refiner_fps(model_cfg, num_keypoints, self.device, **opts))
+                atomic_write_json(out, refiner_fps(model_cfg, num_keypoints, self.device, **opts))
                 step.mark_done({})
         return read_json(out, "fps record")
 

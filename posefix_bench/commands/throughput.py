@@ -6,6 +6,10 @@ the achieved fraction of the matrix-multiply peak measured in the same run; benc
 renderer against the per-keypoint loop on the same inputs; times data preparation (decode, crop) on real images and,
 unless --no-e2e, the per-frame latency boxes -> estimator -> refiner on the --gt images.
 
+Precision ``auto`` (default): fp32 plus each reduced precision (bf16; fp16 on CUDA) that a short probe measured as
+native on this device; an emulated one is listed with its measured slow-down instead of a samples/s figure. Explicit
+--precisions are timed as asked (an emulated one is flagged in the table).
+
 Prints a table. --json FILE writes the whole report; --out DIR writes one file per precision named after the device
 and precision (e.g. DIR/cpu-amd-epyc-2t-fp32.json). Without a --e2e-checkpoint the refiner of the latency run has
 random weights: its timing is real, its poses are not (the report says so).
@@ -26,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbones", help="comma-separated refiner backbones (default: resnet18,resnet50)")
     p.add_argument("--sizes", default="256x192,384x288", help="input sizes H x W (default: %(default)s)")
     p.add_argument("--batches", help="batch sizes (default: 1,8,32 on CPU; 1,2,4,8,16,32,64 on CUDA)")
-    p.add_argument("--precisions", help="fp32, bf16, fp16 (CUDA) (default: fp32,bf16 where supported; +fp16 on CUDA)")
+    p.add_argument("--precisions", default="auto", help="auto, fp32, bf16, fp16 (CUDA); auto: fp32 and the reduced "
+                   "precisions measured native on this device, emulated ones listed untimed (default: %(default)s)")
     p.add_argument("--memory-format", choices=("channels_last", "contiguous", "both"), default="channels_last",
                    help="activation layout (default: %(default)s)")
     p.add_argument("--fold-bn", choices=("on", "off", "both"), default="on",
@@ -88,14 +93,13 @@ def _spec(args: argparse.Namespace):
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     cuda = device.startswith("cuda")
-    default_prec = "fp32,bf16,fp16" if cuda else ("fp32,bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32")
     formats = {"channels_last": (True,), "contiguous": (False,), "both": (True, False)}[args.memory_format]
     spec = ThroughputSpec(
         device=device,
         backbones=_csv(args.backbones or "resnet18,resnet50", "backbones"),
         input_sizes=tuple(_size(s) for s in _csv(args.sizes, "sizes")),
         batch_sizes=_csv(args.batches or ("1,2,4,8,16,32,64" if cuda else "1,8,32"), "batches", int),
-        precisions=_csv(args.precisions or default_prec, "precisions"),
+        precisions=_csv(args.precisions, "precisions"),
         channels_last=formats, fold_bn={"on": (True,), "off": (False,), "both": (True, False)}[args.fold_bn],
         compile=args.compile, head=args.head, threads=args.threads,
         warmup=args.warmup, repeats=args.repeats, min_time_s=args.min_time, render_batch=args.render_batch,
@@ -162,14 +166,16 @@ def _e2e_runner(args: argparse.Namespace, spec, dataset):
         model, meta, name = build_refiner(cfg, seed=spec.seed).eval(), {"trained": False}, "untrained-refiner"
     model = fold_batchnorm(model) if spec.fold_bn[0] else model
     model = model.to(memory_format=torch.channels_last if spec.channels_last[0] else torch.contiguous_format)
-    post = RefinePostProcessor(model, device=spec.device, meta=meta, name=name)
+    precision = "auto" if "auto" in spec.precisions else spec.precisions[0]
+    post = RefinePostProcessor(model, device=spec.device, meta=meta, name=name, precision=precision)
     return lambda: e2e_latency(dataset, source, post, args.e2e_frames, boxes, progress=tqdm_progress)
 
 
 def _print_report(report: dict) -> None:
     from posefix_bench.reporting.tables import text_table
 
-    rows = [[r["backbone"], f"{r['input_size'][1]}x{r['input_size'][0]}", r["batch"], r["precision"],
+    rows = [[r["backbone"], f"{r['input_size'][1]}x{r['input_size'][0]}", r["batch"],
+             r["precision"] + (" (emulated)" if r.get("emulated") else ""),
              r["memory_format"] + ("+bnfold" if r["bn_folded"] else "") + ("+compile" if r["compiled"] else ""),
              round(r["samples_per_s"], 2),
              round(r["forward_ms"], 1), round(r["render_ms"], 2), round(r["gflop_per_sample"], 2),
@@ -178,6 +184,11 @@ def _print_report(report: dict) -> None:
           f"(load average {report['environment']['load_average_1min']:.2f} at start)")
     print(text_table(["backbone", "HxW", "batch", "precision", "format", "samples/s", "ms/batch", "render ms",
                       "GFLOP/sample", "GFLOP/s", "% peak"], rows, digits=2))
+    for e in report.get("emulated", []):
+        print(e["note"])
+    if report.get("precision_probe"):
+        print(f"precision probe ({report['precision_probe']['probe']['seconds']:.1f} s): "
+              f"{report['precision_probe']['sentence']}")
     peaks = ", ".join(f"{p} {v['peak_gflops']:.1f} GFLOP/s" for p, v in report["matmul_peak"].items())
     print(f"matmul peak (measured now): {peaks}; fill bandwidth {report['memory_bandwidth']['fill_gbps']:.1f} GB/s")
     r = report["render"]
@@ -194,7 +205,8 @@ def _print_report(report: dict) -> None:
         tag = "" if e["refiner_trained"] else " (untrained refiner weights: timing only)"
         print(f"per frame ({e['frames']} frames, {e['poses_per_frame']:.1f} poses): {e['estimator']} "
               f"{e['estimator_ms']:.1f} ms + refiner {e['refiner_ms']:.1f} ms = {e['total_ms']:.1f} ms "
-              f"({e['fps_end_to_end']:.1f} fps; refiner only {e['fps_refiner_only'] or 0:.1f} fps){tag}")
+              f"({e['fps_end_to_end']:.1f} fps; refiner only {e['fps_refiner_only'] or 0:.1f} fps, "
+              f"{e['refiner_precision']}){tag}")
 
 
 def run(args: argparse.Namespace) -> int:

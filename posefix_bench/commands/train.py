@@ -35,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override config keys, e.g. train.max_iters=100 data.root=/data/coco (values parsed as "
                    "mmengine's DictAction does: numbers, booleans, lists a,b or [a,b], tuples (a,b))")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="set train.amp: auto (the fastest precision this device runs natively, measured by a short "
+                   "probe) or a precision (fp16: CUDA) (default: the config's train.amp)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     work_dir = args.work_dir or Path("work_dirs") / args.config.stem
     _checks.output_dir(work_dir, "--work-dir")
     options = _parse_options(args.cfg_options)
+    if args.precision:
+        options["train.amp"] = args.precision
     check_option_types(options)
     main = os.environ.get("RANK", "0") == "0"
     with lock_work_dir(work_dir, enabled=main):
@@ -65,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         loss = f"{record['final_loss']:.4f}" if record["final_loss"] is not None else "n/a"
         print(f"trained {record['trained_iterations']} iterations{resumed} in {record['seconds']:.1f} s on "
               f"{record['world_size']} process(es): {rate}, final loss {loss}")
+        print(record["precision_record"]["sentence"])
         print(f"wrote {record['checkpoint']}")
     return 0
 

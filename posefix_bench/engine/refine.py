@@ -7,7 +7,9 @@ the crop and the input pose, and its output coordinates are mapped back to the i
 Optionally the crop can come from the record's ``bbox`` field instead, and the flip test averages the crop and its
 mirror (:func:`posefix_bench.models.flip_test`).
 
-Records keep everything they had (``score``, ``bbox``, ids, extra fields) and gain ``refined_by``; their keypoints
+Records keep everything they had (``score``, ``bbox``, ids, extra fields) and gain ``refined_by`` and
+``refine_precision`` (the precision the refiner ran in, chosen by measurement with ``precision='auto'``:
+:mod:`posefix_bench.engine.precision`); their keypoints
 become the refined x, y with the refiner's per-keypoint confidence. Keypoints the input did not predict (absent under
 the absent policy, :func:`posefix_bench.structures.results.absent_mask`) are masked in the input heatmaps and stay
 absent in the output: the refiner is trained to correct keypoints, not to invent unset ones. A record whose box
@@ -129,9 +131,12 @@ class RefinePostProcessor:
         meta: provenance of an in-memory model (``trained`` etc.); without it such a model counts as untrained,
             so its outputs are marked (never mistaken for a trained refiner's).
         name: the ``refined_by`` value; default: the checkpoint's path (or ``refiner``).
-        precision: ``fp32``, or ``bf16`` autocast (about 1.5x faster on CPUs with bf16 matrix units; coordinates
-            differ from fp32 by a small fraction of a heatmap cell). Inference runs on a copy of the network with
-            BatchNorm folded into the convolutions (:func:`posefix_bench.models.fold_batchnorm`).
+        precision: ``auto`` (default: a short probe of this network on this device picks the fastest precision it
+            runs natively, :func:`posefix_bench.engine.precision.resolve_precision`; bf16 is 1.5x faster on CPUs
+            with bf16 matrix units and ~33x slower where it is emulated), or ``fp32``, ``bf16``, ``fp16`` (CUDA)
+            as set. Reduced precisions differ from fp32 by a small fraction of a heatmap cell. The record is
+            ``precision_record``. Inference runs on a copy of the network with BatchNorm folded into the
+            convolutions (:func:`posefix_bench.models.fold_batchnorm`).
     """
 
     def __init__(
@@ -144,10 +149,11 @@ class RefinePostProcessor:
         absent_policy: str = DEFAULT_ABSENT_POLICY,
         meta: dict | None = None,
         name: str | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
     ):
         import torch
 
+        from posefix_bench.engine.precision import check_precision, resolve_precision
         from posefix_bench.models import load_refiner, unwrap_model
 
         if box not in BOX_MODES:
@@ -156,6 +162,7 @@ class RefinePostProcessor:
             raise PosefixError(f"refine: batch size must be >= 1, got {batch_size}")
         absent_mask(np.zeros((1, 3)), absent_policy)  # unknown policy: one-line error now
         self.device = torch.device(device)
+        check_precision(precision, self.device, "refine: precision")
         if isinstance(model, (str, os.PathLike)):
             self.checkpoint = Path(model)
             self.model, self.meta = load_refiner(self.checkpoint, map_location=self.device)
@@ -165,11 +172,11 @@ class RefinePostProcessor:
             self.model = unwrap_model(model).to(self.device).eval()
             self.meta = {"trained": False, **dict(meta or {})}
             self.name = name or "refiner"
-        if precision not in ("fp32", "bf16"):
-            raise PosefixError(f"refine: precision must be 'fp32' or 'bf16', got {precision!r}")
-        self.precision = precision
         self.model.eval()
         self._net = self._inference_network()
+        self.precision_record = resolve_precision(precision, self.device, "infer", net=self._net, batch=batch_size,
+                                                  what="refine: precision")
+        self.precision = self.precision_record["precision"]
         self.trained = bool(self.meta.get("trained"))
         self.batch_size, self.flip, self.box, self.absent_policy = int(batch_size), bool(flip), box, absent_policy
 
@@ -203,10 +210,10 @@ class RefinePostProcessor:
         """
         import torch
 
+        from posefix_bench.engine.precision import autocast
         from posefix_bench.models import flip_test
 
-        bf16 = self.precision == "bf16"
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.inference_mode(), autocast(self.device, self.precision):
             images = self._net.preprocess(torch.from_numpy(np.ascontiguousarray(crops)).to(self.device))
             pose = torch.as_tensor(np.asarray(poses, dtype=np.float32), device=self.device)
             pv = torch.as_tensor(np.asarray(valid, dtype=bool), device=self.device)
@@ -311,11 +318,12 @@ class RefinePostProcessor:
         return np.asarray(p.slots), coords, conf, np.stack(p.inverse)
 
     def output_record(self, rec: dict, keypoints: np.ndarray, ok: bool) -> dict:
-        """A copy of input record ``rec`` with refined (K, 3) ``keypoints``, ``refined_by``, ``refine_skipped`` when
-        ``ok`` is False, and ``untrained: true`` for an untrained refiner."""
+        """A copy of input record ``rec`` with refined (K, 3) ``keypoints``, ``refined_by``, ``refine_precision``,
+        ``refine_skipped`` when ``ok`` is False, and ``untrained: true`` for an untrained refiner."""
         out = dict(rec)
         out["keypoints"] = [float(v) for v in keypoints.reshape(-1)]
         out["refined_by"] = self.name
+        out["refine_precision"] = self.precision
         if not ok:
             out["refine_skipped"] = "no box: fewer than two distinct predicted keypoints and no bbox"
         if not self.trained:
@@ -360,7 +368,8 @@ class RefinedSource:
             trained=bool(up.trained and post.trained),
             published=None,
             description=f"{up.name} refined by {post.name}",
-            extra={"upstream": up.name, "refiner": post.name, "flip": post.flip, "box": post.box},
+            extra={"upstream": up.name, "refiner": post.name, "flip": post.flip, "box": post.box,
+                   "precision": post.precision},
         )
 
     @property

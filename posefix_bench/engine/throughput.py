@@ -6,7 +6,10 @@ input coordinates into heatmaps on the CPU, per sample. This module makes speed 
 - Timing: warm-up calls, device synchronisation around every timed call, ``torch.inference_mode``, the median of
   repeats (at least ``repeats`` and at least ``min_time_s`` seconds of calls).
 - Refiner rows: samples/s per backbone, input size, batch, precision (fp32; bf16 via autocast on CPU/CUDA; fp16 on
-  CUDA), memory format (channels_last or contiguous) and optionally ``torch.compile``; FLOPs per sample counted with
+  CUDA; ``auto``, the default: fp32 plus every reduced precision the precision probe of
+  :mod:`posefix_bench.engine.precision` measured as native here, the others listed as ``emulated`` with the probe's
+  measured slow-down instead of a samples/s figure; a row of an explicitly requested emulated precision is timed and
+  flagged ``emulated``), memory format (channels_last or contiguous) and optionally ``torch.compile``; FLOPs per sample counted with
   ``torch.utils.flop_counter`` (2 per multiply-add), achieved FLOP/s, and the roofline fraction: achieved FLOP/s over
   the matrix-multiply peak of the same device and dtype, measured in the same run (max over matrix sizes of the
   median GFLOP/s of ``a @ b``), sampled again right before every timed forward pass; each row divides by the best
@@ -14,15 +17,13 @@ input coordinates into heatmaps on the CPU, per sample. This module makes speed 
 - Rendering: the vectorised on-device renderer (:func:`posefix_bench.codecs.heatmap.render_heatmaps`) against the
   per-person, per-keypoint numpy loop (:func:`~posefix_bench.codecs.heatmap.render_heatmaps_loop`) on the same
   inputs, with the memory fill bandwidth as the bound a renderer that writes B*K*H*W floats cannot beat.
-- End-to-end latency per frame for the video case: boxes -> estimator (a source of :mod:`posefix_bench.sources`) ->
-  refiner (:class:`posefix_bench.engine.refine.RefinePostProcessor`), and the refiner alone.
+- End-to-end latency per frame for the video case (:mod:`posefix_bench.engine.latency`).
 
 Everything returns plain records; the ``throughput`` command prints and writes them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import re
@@ -35,6 +36,8 @@ import numpy as np
 import torch
 
 from posefix_bench.codecs.heatmap import render_heatmaps, render_heatmaps_loop
+from posefix_bench.engine.latency import data_prep_benchmark, e2e_latency
+from posefix_bench.engine.precision import PRECISIONS, autocast, dtype_of, native_support, probe
 from posefix_bench.errors import PosefixError
 from posefix_bench.models import RefinerConfig, build_refiner, fold_batchnorm, is_folded
 from posefix_bench.progress import Progress, no_progress
@@ -58,8 +61,6 @@ __all__ = [
     "split_by_precision",
 ]
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -80,7 +81,7 @@ class ThroughputSpec:
     backbones: tuple[str, ...] = ("resnet18", "resnet50")
     input_sizes: tuple[tuple[int, int], ...] = ((192, 256), (288, 384))
     batch_sizes: tuple[int, ...] = (1, 8, 32)
-    precisions: tuple[str, ...] = ("fp32",)
+    precisions: tuple[str, ...] = ("auto",)
     channels_last: tuple[bool, ...] = (True,)
     fold_bn: tuple[bool, ...] = (True,)
     compile: bool = False
@@ -104,8 +105,8 @@ class ThroughputSpec:
         if dev.type not in ("cpu", "cuda"):
             raise PosefixError(f"throughput: unsupported device {self.device!r} (cpu or cuda[:N])")
         for p in self.precisions:
-            if p not in PRECISIONS:
-                raise PosefixError(f"throughput: unknown precision {p!r} (known: {', '.join(PRECISIONS)})")
+            if p not in ("auto", *PRECISIONS):
+                raise PosefixError(f"throughput: unknown precision {p!r} (known: auto, {', '.join(PRECISIONS)})")
             if p == "fp16" and dev.type != "cuda":
                 raise PosefixError("throughput: fp16 is measured on CUDA only (use bf16 on the CPU)")
         if not self.channels_last or not self.fold_bn:
@@ -208,19 +209,10 @@ def time_call(fn: Callable[[], object], device, warmup: int = 2, repeats: int = 
             "repeats": len(times), "times_ms": [t * 1e3 for t in times]}
 
 
-@contextlib.contextmanager
-def _precision(device: torch.device, precision: str):
-    if precision == "fp32":
-        yield
-    else:
-        with torch.autocast(device.type, dtype=_DTYPES[precision]):
-            yield
-
-
 # -- machine bounds -------------------------------------------------------------------------------------------
 def _square_operands(n: int, device: torch.device, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(n)
-    return tuple(torch.randn(n, n, generator=gen).to(device, _DTYPES[precision]) for _ in range(2))
+    return tuple(torch.randn(n, n, generator=gen).to(device, dtype_of(precision)) for _ in range(2))
 
 
 def matmul_peak(device, precision: str = "fp32", sizes: tuple[int, ...] | None = None, repeats: int = 5) -> dict:
@@ -352,7 +344,7 @@ def refiner_row(model, batch: int, precision: str, channels_last: bool, device, 
     probe = peak if isinstance(peak, PeakProbe) else None
     with torch.inference_mode():
         def step():
-            with _precision(dev, precision):
+            with autocast(dev, precision):
                 return run(images, pose, valid)
 
         fwd = time_call(step, dev, warmup, repeats, min_time_s, before=probe)
@@ -364,7 +356,7 @@ def refiner_row(model, batch: int, precision: str, channels_last: bool, device, 
     return {
         "backbone": cfg.backbone, "head": cfg.head, "input_size": [w, h], "batch": batch, "precision": precision,
         "memory_format": "channels_last" if channels_last else "contiguous", "bn_folded": is_folded(model),
-        "compiled": compiled is not None,
+        "compiled": compiled is not None, "emulated": native_support(dev)["native"].get(precision) is False,
         "forward_ms": fwd["median_ms"], "forward_min_ms": fwd["min_ms"], "repeats": fwd["repeats"],
         "render_ms": rend["median_ms"], "samples_per_s": sps, "gflop_per_sample": gflop,
         "achieved_gflops": gflop * sps, "peak_gflops": peak_gflops, "peak_paired": probe is not None,
@@ -380,12 +372,13 @@ def _peak_for_row(spec: ThroughputSpec, precision: str, peaks: dict) -> float | 
     return PeakProbe(spec.device, precision, peaks[precision]["best_size"], peaks[precision]["peak_gflops"])
 
 
-def _model_rows(config: RefinerConfig, spec: ThroughputSpec, peaks: dict, gflop: float, progress: Progress) -> list:
+def _model_rows(config: RefinerConfig, spec: ThroughputSpec, precisions, peaks: dict, gflop: float,
+                progress: Progress) -> list:
     dev = torch.device(spec.device)
     plain = build_refiner(config, seed=spec.seed).eval().to(dev)
     variants = {False: plain, True: fold_batchnorm(plain) if True in spec.fold_bn else None}
     rows = []
-    combos = [(f, cl, p, b) for f in spec.fold_bn for cl in spec.channels_last for p in spec.precisions
+    combos = [(f, cl, p, b) for f in spec.fold_bn for cl in spec.channels_last for p in precisions
               for b in spec.batch_sizes]
     for fold, cl, precision, batch in progress(combos, total=len(combos), desc=f"{config.backbone} {config.input_size}"):
         model = variants[fold].to(memory_format=torch.channels_last if cl else torch.contiguous_format)
@@ -394,78 +387,6 @@ def _model_rows(config: RefinerConfig, spec: ThroughputSpec, peaks: dict, gflop:
         rows.append(refiner_row(model, batch, precision, cl, dev, gflop, peak,
                                 spec.warmup, spec.repeats, spec.min_time_s, compiled, spec.seed))
     return rows
-
-
-# -- data preparation -----------------------------------------------------------------------------------------
-def data_prep_benchmark(dataset, input_size: tuple[int, int], persons: int = 16) -> dict:
-    """CPU time per sample of decoding the JPEG and cropping a person (the data loader's share), on real images."""
-    from posefix_bench.structures.coco import read_image_file
-    from posefix_bench.structures.transforms import affine_matrix, box_to_center_scale, warp_image
-
-    picked = []
-    for image_id, ann in dataset.persons(min_keypoints=1):
-        picked.append((image_id, np.asarray(ann["bbox"], dtype=np.float64)))
-        if len(picked) == persons:
-            break
-    if not picked:
-        raise PosefixError(f"{dataset.path}: no person with keypoints to time data preparation on")
-    w, h = input_size
-    t0 = time.perf_counter()
-    images = [read_image_file(dataset.image_path(i)) for i, _ in picked]
-    t1 = time.perf_counter()
-    for img, (_, box) in zip(images, picked):
-        center, scale = box_to_center_scale(box, w / h)
-        warp_image(img, affine_matrix(center, scale, 0.0, (w, h)), (w, h))
-    t2 = time.perf_counter()
-    n = len(picked)
-    return {"input_size": [w, h], "samples": n, "decode_ms_per_sample": (t1 - t0) * 1e3 / n,
-            "crop_ms_per_sample": (t2 - t1) * 1e3 / n}
-
-
-# -- end to end ---------------------------------------------------------------------------------------------------
-def e2e_latency(dataset, source, post, frames: int = 8, boxes=None, progress: Progress = no_progress) -> dict:
-    """Per-frame latency: boxes -> ``source.predict`` -> ``post.refine_image``; the first frame is a warm-up.
-
-    Args:
-        dataset: a :class:`~posefix_bench.structures.coco.CocoDataset` whose images are the frames.
-        source: an upstream source (``.info``, ``.predict(dataset, boxes)``).
-        post: a :class:`~posefix_bench.engine.refine.RefinePostProcessor`.
-        frames: timed frames (images with at least one box).
-        boxes: a :class:`~posefix_bench.sources.boxes.BoxSet`; default the ground-truth boxes.
-    """
-    from posefix_bench.sources.boxes import BoxSet, gt_boxes
-
-    boxes = gt_boxes(dataset) if boxes is None else boxes
-    ids = [i for i in boxes.image_ids if len(boxes.for_image(i))][: frames + 1]
-    if len(ids) < 2:
-        raise PosefixError(f"{dataset.path}: end-to-end latency needs at least 2 images with person boxes")
-    k = dataset.schema.num_keypoints
-    rows = []
-    for image_id in progress(ids, total=len(ids), desc="end-to-end"):
-        one = BoxSet({image_id: boxes.for_image(image_id)}, boxes.origin, boxes.score_thr)
-        t0 = time.perf_counter()
-        results = [r for r in source.predict(dataset, one) if int(r["image_id"]) == image_id]
-        t1 = time.perf_counter()
-        image = dataset.read_image(image_id)
-        kp = np.asarray([r["keypoints"] for r in results], dtype=np.float64).reshape(len(results), k, 3)
-        t2 = time.perf_counter()
-        if len(kp):
-            post.refine_image(image, kp, flip_index=dataset.schema.flip_index)
-        synchronize(post.device)
-        t3 = time.perf_counter()
-        rows.append(((t1 - t0) * 1e3, (t3 - t2) * 1e3, len(one.for_image(image_id)), len(kp)))
-    timed = rows[1:]
-    est = statistics.median(r[0] for r in timed)
-    ref = statistics.median(r[1] for r in timed)
-    total = statistics.median(r[0] + r[1] for r in timed)
-    return {
-        "frames": len(timed), "estimator": source.info.name, "estimator_trained": bool(source.info.trained),
-        "refiner_trained": bool(post.trained), "refiner_input_size": list(post.input_size),
-        "refiner_backbone": post.model.config.backbone, "flip": post.flip,
-        "boxes_per_frame": float(np.mean([r[2] for r in timed])), "poses_per_frame": float(np.mean([r[3] for r in timed])),
-        "estimator_ms": est, "refiner_ms": ref, "total_ms": total,
-        "fps_end_to_end": 1e3 / total, "fps_refiner_only": 1e3 / ref if ref > 0 else None,
-    }
 
 
 # -- the whole report ---------------------------------------------------------------------------------------------
@@ -510,6 +431,8 @@ def run_throughput(spec: ThroughputSpec, dataset=None, e2e: Callable[[], dict] |
         dataset: real images for the data-preparation timings (skipped when None).
         e2e: optional callable returning :func:`e2e_latency`'s record (built by the caller, who owns the source).
     """
+    from posefix_bench.engine.fps import plan_precisions  # fps builds on this module's primitives
+
     spec.validate()
     dev = torch.device(spec.device)
     old_threads, old_bench = torch.get_num_threads(), torch.backends.cudnn.benchmark
@@ -518,7 +441,9 @@ def run_throughput(spec: ThroughputSpec, dataset=None, e2e: Callable[[], dict] |
     torch.backends.cudnn.benchmark = True
     try:
         env = environment(spec.device)
-        peaks = {p: matmul_peak(dev, p, spec.peak_sizes) for p in spec.precisions}
+        record = _precision_probe(spec) if "auto" in spec.precisions else None
+        timed, emulated = plan_precisions(spec.precisions, dev, record)
+        peaks = {p: matmul_peak(dev, p, spec.peak_sizes) for p in timed}
         bandwidth = fill_bandwidth(dev)
         render = render_benchmark(dev, spec.render_batch, COCO17.num_keypoints, tuple(spec.render_size),
                                   repeats=spec.repeats, seed=spec.seed)
@@ -527,7 +452,7 @@ def run_throughput(spec: ThroughputSpec, dataset=None, e2e: Callable[[], dict] |
             for size in spec.input_sizes:
                 cfg = RefinerConfig(backbone=backbone, head=spec.head, input_size=tuple(size))
                 gflops[(backbone, tuple(size))] = refiner_gflop(cfg)
-                rows += _model_rows(cfg, spec, peaks, gflops[(backbone, tuple(size))], progress)
+                rows += _model_rows(cfg, spec, timed, peaks, gflops[(backbone, tuple(size))], progress)
         reference = _reference_step(spec, rows, peaks, gflops)
         prep = [data_prep_benchmark(dataset, tuple(s)) for s in spec.input_sizes] if dataset is not None else []
         e2e_record = e2e() if e2e is not None else None
@@ -535,7 +460,19 @@ def run_throughput(spec: ThroughputSpec, dataset=None, e2e: Callable[[], dict] |
         torch.set_num_threads(old_threads)
         torch.backends.cudnn.benchmark = old_bench
     env["load_average_1min_end"] = _load_average()
-    return _report(spec, env, peaks, bandwidth, render, rows, gflops, reference, prep, e2e_record)
+    report = _report(spec, env, peaks, bandwidth, render, rows, gflops, reference, prep, e2e_record)
+    report.update(precisions=timed, emulated=emulated, precision_probe=record)
+    return report
+
+
+def _precision_probe(spec: ThroughputSpec) -> dict:
+    """The inference probe of the sweep's first network in its first variant (the ``auto`` decision's evidence)."""
+    cfg = RefinerConfig(backbone=spec.backbones[0], head=spec.head, input_size=tuple(spec.input_sizes[0]))
+    net = build_refiner(cfg, seed=spec.seed).eval().to(torch.device(spec.device))
+    net = fold_batchnorm(net) if spec.fold_bn[0] else net
+    cl = spec.channels_last[0]
+    net = net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+    return probe("infer", device=spec.device, batch=max(spec.batch_sizes), net=net, channels_last=cl)
 
 
 def _report(spec, env, peaks, bandwidth, render, rows, gflops, reference, prep, e2e_record) -> dict:
@@ -573,34 +510,17 @@ def result_filename(report: dict, precision: str) -> str:
 
 
 def split_by_precision(report: dict) -> dict[str, dict]:
-    """One report per measured precision (its refiner rows and peak; the shared sections repeated)."""
+    """One report per precision (its refiner rows and peak; the shared sections repeated); an emulated precision
+    that was not timed gets one too, with no rows and its ``emulated`` note."""
     out = {}
-    for p in report["settings"]["precisions"]:
+    for p in report.get("precisions", report["settings"]["precisions"]):
         rows = [r for r in report["refiner"] if r["precision"] == p]
         part = dict(report)
         part.update(refiner=rows, refiner_samples_per_s=_nest(rows, "samples_per_s"),
                     roofline_fraction=_nest(rows, "roofline_fraction"), matmul_peak={p: report["matmul_peak"][p]},
-                    precision=p)
+                    precision=p, emulated=[])
         out[p] = part
+    for e in report.get("emulated", []):
+        out[e["precision"]] = dict(report, refiner=[], refiner_samples_per_s={}, roofline_fraction={}, matmul_peak={},
+                                   precision=e["precision"], emulated=[e])
     return out
-
-
-def measure_refiner_fps(model_cfg: dict, num_keypoints: int, device: str, batches=(1, 32),
-                        precisions=("fp32", "bf16"), threads: int = 2) -> dict:
-    """Inference samples/s of a refiner network (random weights: speed does not depend on them), per batch size and
-    precision, BatchNorm folded, channels-last, with the matmul peak measured in the same run (the bench's FPS)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        cfg = RefinerConfig.from_dict({**model_cfg, "num_keypoints": num_keypoints})
-        gflop = refiner_gflop(cfg)
-        model = fold_batchnorm(build_refiner(cfg, seed=0).eval().to(device).to(memory_format=torch.channels_last))
-        rows = []
-        for precision in precisions:
-            mp = matmul_peak(device, precision)
-            peak = PeakProbe(device, precision, mp["best_size"], mp["peak_gflops"])
-            for b in batches:
-                rows.append(refiner_row(model, b, precision, True, device, gflop, peak))
-        return {"gflop_per_sample": gflop, "threads": threads, "device": device, "rows": rows}
-    finally:
-        torch.set_num_threads(old)

@@ -22,10 +22,16 @@ schedule). Three sections:
 
 Work dir layout: ``config.py`` (the resolved config), ``checkpoints/iter_<n>.pth`` and ``checkpoints/latest.pth``
 (training checkpoints: the model checkpoint format of :func:`posefix_bench.models.save_refiner` plus optimizer,
-scaler, iteration, epoch, RNG states and the training config (``train_config``), so :func:`~posefix_bench.models.load_refiner` reads them
-directly), ``final.pth`` (the trained model, what the bench and ``refine`` consume), ``train_log.jsonl`` (one line
-per log interval: iteration, epoch, lr, mean losses, samples/s) and ``tensorboard/`` (the same scalars).
-Under torchrun only rank 0 writes.
+scaler, iteration, epoch, RNG states, the precision record and the training config (``train_config``), so
+:func:`~posefix_bench.models.load_refiner` reads them directly), ``final.pth`` (the trained model, what the bench and
+``refine`` consume; its meta names the ``precision``), ``train_summary.json`` (the summary record of :func:`train`),
+``train_log.jsonl`` (one line per log interval: iteration, epoch, lr, mean losses, samples/s) and ``tensorboard/``
+(the same scalars). Under torchrun only rank 0 writes.
+
+Precision (``train.amp``): ``'auto'`` (default) probes this device once (:mod:`posefix_bench.engine.precision`: fp32
+against bf16, and fp16 on CUDA, on this network) and trains in the fastest precision the device runs natively; a
+resumed run keeps the precision it started with. ``'fp32'`` / ``'bf16'`` / ``'fp16'`` (CUDA, with loss scaling) are
+used as set; ``True`` means ``'auto'``, ``False`` ``'fp32'``.
 
 Fault injection for the resume test: with ``POSEFIX_TRAIN_KILL_AFTER=N`` in the environment, the process sends itself
 SIGKILL right after the first checkpoint at an iteration >= N is on disk.
@@ -54,10 +60,11 @@ from posefix_bench.engine.distributed import (
     shutdown_distributed,
 )
 from posefix_bench.engine.workdir import find_resume_checkpoint, lock_work_dir
+from posefix_bench.engine.precision import amp_to_precision, dtype_of, resolve_precision
 from posefix_bench.errors import PosefixError, file_error
 from posefix_bench.progress import Progress, no_progress
 from posefix_bench.structures.coco import CocoDataset, coco_split_paths
-from posefix_bench.structures.io import atomic_write_text, atomic_write_with
+from posefix_bench.structures.io import atomic_write_json, atomic_write_text, atomic_write_with
 
 __all__ = [
     "DataSettings",
@@ -68,6 +75,7 @@ __all__ = [
     "milestone_iterations",
     "Trainer",
     "train",
+    "resolve_train_precision",
     "KILL_ENV",
 ]
 
@@ -110,7 +118,7 @@ class TrainSettings:
     milestones: tuple = (90, 120)
     gamma: float = 0.1
     weight_decay: float = 0.0
-    amp: bool | str = True
+    amp: bool | str = "auto"
     seed: int = 0
     device: str | None = None
     threads: int | None = None
@@ -179,6 +187,8 @@ def parse_config(cfg) -> tuple[dict, DataSettings, TrainSettings]:
         (tr.checkpoint_interval >= 1 and tr.log_interval >= 1, "train intervals must be >= 1"),
         (tr.num_workers >= 0, "train.num_workers must be >= 0"),
         (tr.max_keep_ckpts >= 1, "train.max_keep_ckpts must be >= 1"),
+        (tr.amp in (True, False, None, "auto", "fp32", "bf16", "fp16"),
+         f"train.amp must be 'auto', 'fp32', 'bf16', 'fp16', true or false, got {tr.amp!r}"),
         (data.root is not None or data.sandbox is not None,
          "data.root is not set (give --cfg-options data.root=/path/to/coco)"),
         (0 <= data.scale_factor < 1, "data.scale_factor must be in [0, 1)"),
@@ -250,7 +260,8 @@ class Trainer:
                                 schema=self.dataset.schema.name)
         self.model = build_refiner(self.refiner_cfg, seed=self.tr.seed).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tr.lr, weight_decay=self.tr.weight_decay)
-        self.amp_dtype = self._amp_dtype(torch)
+        self.precision = self._resolve_precision()
+        self.amp_dtype = None if self.precision["precision"] == "fp32" else dtype_of(self.precision["precision"])
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.ddp_model = self._wrap_ddp(torch)
         self.iteration = 0
@@ -269,24 +280,26 @@ class Trainer:
             raise PosefixError(f"config: train.device must be 'cpu', 'cuda' or None, got {want!r}")
         return torch.device("cpu")
 
-    def _amp_dtype(self, torch):
-        """Autocast dtype: ``amp=True`` is mixed precision on CUDA only (bf16 where supported, else fp16 with loss
-        scaling) and fp32 on CPU; ``"bf16"`` autocasts on CPU too (about 1.5x faster on CPUs with bf16 matrix
-        units); ``"fp16"`` needs CUDA; ``False`` / ``"fp32"`` is full precision."""
-        amp = self.tr.amp
-        if amp in (False, None, "fp32"):
-            return None
-        if amp == "bf16":
-            return torch.bfloat16
-        if amp == "fp16":
-            if self.device.type != "cuda":
-                raise PosefixError("config: train.amp='fp16' needs CUDA (use 'bf16' on CPU)")
-            return torch.float16
-        if amp is not True:
-            raise PosefixError(f"config: train.amp must be true, false, 'bf16', 'fp16' or 'fp32', got {amp!r}")
-        if self.device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    def _resolve_precision(self) -> dict:
+        """The precision record: an explicit ``train.amp`` as set; ``'auto'`` the precision of the run's latest
+        checkpoint (a resumed run keeps its precision) or else the probe's choice, rank 0's for every process."""
+        import torch
+
+        requested = amp_to_precision(self.tr.amp, self.device)
+        latest = self.checkpoint_dir / "latest.pth"
+        if requested == "auto" and latest.is_file():
+            saved = torch.load(latest, map_location="cpu", weights_only=True).get("precision")
+            if isinstance(saved, dict) and saved.get("precision") in ("fp32", "bf16", "fp16"):
+                return dict(saved, kept_from=str(latest))
+        record = None
+        if requested != "auto" or self.dist.is_main:
+            record = resolve_precision(requested, self.device, "train", self.refiner_cfg,
+                                       batch=self.tr.batch_size // self.dist.world_size, what="config: train.amp")
+        if requested == "auto" and self.dist.distributed:
+            box = [record]
+            torch.distributed.broadcast_object_list(box, src=0)
+            record = box[0]
+        return record
 
     def _data_root(self) -> Path:
         if self.data_cfg.root is not None:
@@ -375,6 +388,7 @@ class Trainer:
             "run": self.work_dir.name,
             "batch_size": int(self.tr.batch_size),
             "world_size": int(self.dist.world_size),
+            "precision": self.precision["precision"],
         }
 
     def training_state(self) -> dict:
@@ -386,6 +400,7 @@ class Trainer:
             "iteration": int(self.iteration),
             "epoch": int(self.iteration // self.iters_per_epoch),
             "train_config": self.cfg,
+            "precision": self.precision,
             "rng": {"torch": torch.get_rng_state()},  # the data use explicit generators, never a global one
         }
         if torch.cuda.is_available():
@@ -430,7 +445,8 @@ class Trainer:
     def save_final(self, summary: dict) -> Path:
         from posefix_bench.models import save_refiner
 
-        meta = dict(self.meta(), final_loss=summary.get("final_loss"), train_config=self.cfg)
+        meta = dict(self.meta(), final_loss=summary.get("final_loss"), train_config=self.cfg,
+                    precision_record=self.precision)
         path = self.work_dir / "final.pth"
         save_refiner(path, self.model, meta)
         return path
@@ -491,9 +507,12 @@ class Trainer:
             "work_dir": str(self.work_dir),
             "checkpoint": str(self.work_dir / "final.pth"),
             "resume_warnings": getattr(self, "resume_warnings", []),
+            "precision": self.precision["precision"],
+            "precision_record": self.precision,
         }
         if self.dist.is_main:
             self.save_final(summary)
+            atomic_write_json(self.work_dir / "train_summary.json", summary)
             logger.close()
         barrier(self.dist)
         return summary
@@ -620,7 +639,9 @@ def train(cfg, work_dir: str | os.PathLike, resume: bool = False, progress: Prog
 
     The record: ``final_loss`` (mean loss of the last log interval), ``iterations``, ``trained_iterations`` (in this
     call), ``resumed_from``, ``seconds``, ``samples_per_s`` (global batch x iterations / seconds, data loading
-    included), ``world_size``, ``work_dir``, ``checkpoint`` (``final.pth``).
+    included), ``world_size``, ``work_dir``, ``checkpoint`` (``final.pth``), ``precision`` (the precision trained in)
+    and ``precision_record`` (:mod:`posefix_bench.engine.precision`: the probe's timings and sentence). Rank 0 also
+    writes it to ``<work_dir>/train_summary.json``.
     """
     _, _, tr = parse_config(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
     import torch.distributed as dist
@@ -633,3 +654,22 @@ def train(cfg, work_dir: str | os.PathLike, resume: bool = False, progress: Prog
     finally:
         if owns_group:
             shutdown_distributed(info)
+
+
+def resolve_train_precision(cfg, schema=None, cache_dir=None) -> dict:
+    """The precision record a training of ``cfg`` would use, without building the trainer (for callers that key
+    their work by it, e.g. the bench: put ``record["precision"]`` into ``train.amp`` and the key).
+
+    ``train.amp='auto'`` probes this config's network (with ``schema``'s keypoints, a
+    :class:`~posefix_bench.structures.schema.KeypointSchema`, as the trainer takes them from its data) on its device
+    and thread count (``cache_dir``: keep the record on disk so every process agrees,
+    :func:`posefix_bench.engine.precision.probe`); an explicit value is returned as set.
+    """
+    import torch
+
+    model, _, tr = parse_config(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
+    device = tr.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if schema is not None:
+        model = dict(model, num_keypoints=schema.num_keypoints, schema=schema.name)
+    return resolve_precision(amp_to_precision(tr.amp, device), device, "train", model, batch=tr.batch_size,
+                             threads=tr.threads, cache_dir=cache_dir, what="config: train.amp")

@@ -71,13 +71,15 @@ def test_refine_is_one_to_one_keeps_fields_and_maps_back_to_the_image(val_gt, va
     records = [dict(r, track_id=i, bbox=[1.0, 2.0, 3.0, 4.0]) for i, r in enumerate(_few(val_results, 4))]
     kp = np.asarray([r["keypoints"] for r in records]).reshape(len(records), 17, 3)
     records[0]["keypoints"][3 * 5:3 * 5 + 3] = [0.0, 0.0, 0.0]  # an absent keypoint stays absent
-    post = RefinePostProcessor(prior_model, batch_size=3)  # batches straddle images
+    post = RefinePostProcessor(prior_model, batch_size=3, precision="fp32")  # batches straddle images
     out = post.refine(val_gt, records)
     assert len(out) == len(records)
     for r_in, r_out in zip(records, out):
-        assert {k: v for k, v in r_out.items() if k not in ("keypoints", "refined_by", "untrained")} == \
+        assert {k: v for k, v in r_out.items()
+                if k not in ("keypoints", "refined_by", "refine_precision", "untrained")} == \
             {k: v for k, v in r_in.items() if k != "keypoints"}
         assert r_out["refined_by"] == "refiner" and r_out["untrained"] is True  # no meta: never passed as trained
+        assert r_out["refine_precision"] == "fp32"
     ref = np.asarray([r["keypoints"] for r in out]).reshape(len(out), 17, 3)
     assert ref[0, 5].tolist() == [0.0, 0.0, 0.0]
     present = ~absent_mask(kp)
@@ -105,6 +107,34 @@ def test_refine_image_api_flip_and_degenerate_poses(val_gt, val_results, prior_m
     assert np.isfinite(refined).all()
     rec = post.output_record({"image_id": 1, "score": 0.5}, refined[-1], False)
     assert "refine_skipped" in rec and "untrained" not in rec and rec["refined_by"] == "prior-init"
+
+
+def test_explicit_precision_is_honoured_and_auto_is_probed(val_gt, val_results, prior_model, monkeypatch):
+    """Explicit bf16 runs in bf16 (within a fraction of a heatmap cell of fp32) without a probe; auto probes this
+    network on this device and names the choice; fp16 needs CUDA (issue 21)."""
+    from posefix_bench.engine import precision as P
+    from posefix_bench.errors import PosefixError
+
+    records = _few(val_results, 1)
+    fp32 = RefinePostProcessor(prior_model, batch_size=4, precision="fp32").refine(val_gt, records)
+    with monkeypatch.context() as m:
+        m.setattr(P, "measure", lambda *a, **k: pytest.fail("an explicit precision must not probe"))
+        post = RefinePostProcessor(prior_model, batch_size=4, precision="bf16")
+    assert (post.precision, post.precision_record["decided_by"]) == ("bf16", "explicit")
+    bf16 = post.refine(val_gt, records)
+    assert {r["refine_precision"] for r in bf16} == {"bf16"}
+    a = np.asarray([r["keypoints"] for r in fp32]).reshape(-1, 17, 3)
+    b = np.asarray([r["keypoints"] for r in bf16]).reshape(-1, 17, 3)
+    assert not np.array_equal(a, b)  # it really ran in another precision ...
+    scale = 1.0 / crop_matrices(a, None, SIZE)[0][:, 0, 0]  # ... within half an output cell (image px)
+    assert (np.linalg.norm(a[..., :2] - b[..., :2], axis=-1) <= 0.5 * prior_model.stride * scale[:, None]).all()
+
+    auto = RefinePostProcessor(prior_model, batch_size=4)
+    rec = auto.precision_record
+    assert rec["decided_by"] == "probe" and auto.precision == rec["precision"] in ("fp32", "bf16")
+    assert rec["kind"] == "infer" and rec["probe"]["bn_folded"] and rec["probe"]["batch"] == 4
+    with pytest.raises(PosefixError, match=r"^refine: precision='fp16' needs CUDA"):
+        RefinePostProcessor(prior_model, precision="fp16")
 
 
 def test_refined_source_wraps_any_source(val_gt, prior_model):
@@ -157,9 +187,10 @@ def test_refine_command_writes_results_and_warns_when_untrained(tmp_path, val_gt
     few = _few(val_results, 2)
     res = _write(tmp_path / "res.json", few)
     images = _image_dir(tmp_path, val_gt, sorted({r["image_id"] for r in few}))
-    code, out, cap = _refine(tmp_path, untrained_ckpt, images, val_gt_path, res, capsys, "--flip")
+    code, out, cap = _refine(tmp_path, untrained_ckpt, images, val_gt_path, res, capsys, "--flip",
+                             "--precision", "fp32")
     assert code == 0, cap.err
-    assert "UNTRAINED" in cap.err
+    assert "UNTRAINED" in cap.err and "precision: fp32 (set explicitly)" in cap.out
     refined = json.loads(out.read_text())
     assert len(refined) == len(few) and all(r["untrained"] is True for r in refined)
     assert [r["score"] for r in refined] == [r["score"] for r in few]

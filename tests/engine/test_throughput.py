@@ -10,6 +10,7 @@ import json
 import pytest
 
 from posefix_bench.cli import main
+from posefix_bench.engine.precision import native_support
 from posefix_bench.engine.throughput import refiner_gflop, render_benchmark, time_call
 from posefix_bench.models import RefinerConfig
 
@@ -73,6 +74,60 @@ def test_command_writes_device_and_precision_named_reports(tmp_path, val_gt_path
     bf16 = json.loads((tmp_path / "reports" / f"{slug}-bf16.json").read_text())
     assert {r["precision"] for r in bf16["refiner"]} == {"bf16"}
     assert "untrained refiner weights" in out and "samples/s" in out
+    # explicit precisions are timed as asked; a row in one this CPU only emulates says so
+    emulated = native_support("cpu")["native"]["bf16"] is False
+    assert [r["emulated"] for r in bf16["refiner"]] == [emulated] * 2 and report["emulated"] == []
+    assert ("bf16 (emulated)" in out) is emulated and report["precision_probe"] is None
+    assert report["e2e"]["refiner_precision"] == "fp32"  # the first explicit precision
+
+
+def test_auto_times_bf16_only_where_it_is_native(tmp_path):
+    """The default precision 'auto': fp32 always; bf16 timed only where the probe found it native, otherwise listed
+    with its measured slow-down and no samples/s figure (issue 21)."""
+    code, out, _ = _cli(*TINY, "--batches", "2", "--no-e2e", "--json", str(tmp_path / "all.json"),
+                        "--out", str(tmp_path / "reports"))
+    assert code == 0, out
+    report = json.loads((tmp_path / "all.json").read_text())
+    probe = report["precision_probe"]
+    assert probe["decided_by"] == "probe" and probe["kind"] == "infer" and probe["probe"]["bn_folded"]
+    native = probe["status"]["bf16"] == "native"
+    assert report["precisions"] == (["fp32", "bf16"] if native else ["fp32"])
+    assert {r["precision"] for r in report["refiner"]} == set(report["precisions"])
+    assert all(r["emulated"] is False for r in report["refiner"])
+    assert set(report["matmul_peak"]) == set(report["precisions"])
+    if not native:
+        (entry,) = report["emulated"]
+        assert entry["precision"] == "bf16" and entry["ratio_vs_fp32"] == probe["ratio"]["bf16"]
+        assert entry["note"] in out and entry["note"].startswith(f"bf16 not timed: {probe['notes']['bf16']} (")
+        part = json.loads((tmp_path / "reports" / f"{report['environment']['device_slug']}-bf16.json").read_text())
+        assert part["refiner"] == [] and part["emulated"] == [entry] and part["matmul_peak"] == {}
+    assert probe["sentence"] in out
+
+
+def test_bench_fps_record_and_machine_peaks():
+    """What the bench calls: FPS rows only in measured-native precisions (emulated ones as notes) and the peaks."""
+    from posefix_bench.engine.fps import machine_peaks, refiner_fps
+
+    cfg = dict(backbone="resnet18", head="skip", input_size=(48, 64), deconv_channels=32)
+    fps = refiner_fps(cfg, 17, "cpu", batches=(1,), precisions="auto", threads=1)
+    probe = fps["precision_probe"]
+    native = probe["status"]["bf16"] == "native"
+    assert [r["precision"] for r in fps["rows"]] == (["fp32", "bf16"] if native else ["fp32"])
+    assert all(r["samples_per_s"] > 0 and r["batch"] == 1 for r in fps["rows"])
+    assert [e["precision"] for e in fps["emulated"]] == ([] if native else ["bf16"])
+    assert fps["notes"] == [e["note"] for e in fps["emulated"]]
+    explicit = refiner_fps(cfg, 17, "cpu", batches=(1,), precisions=["fp32"], threads=1)
+    assert explicit["precision_probe"] is None and [r["precision"] for r in explicit["rows"]] == ["fp32"]
+
+    peaks = machine_peaks("cpu", threads=1, sizes=(128, 256))
+    assert peaks["threads"] == 1 and set(peaks["peaks"]) == {"fp32", "bf16"}
+    assert peaks["peaks"]["fp32"]["peak_gflops"] > 0 and peaks["peaks"]["fp32"]["emulated"] is False
+    bf16 = peaks["peaks"]["bf16"]
+    if peaks["native"]["bf16"] is False:
+        assert bf16["peak_gflops"] is None and bf16["emulated_gflops"] > 0 and "bf16 emulated" in peaks["sentence"]
+    else:
+        assert bf16["peak_gflops"] > 0
+    assert peaks["sentence"].startswith("matmul peak: fp32 ")
 
 
 @pytest.mark.parametrize("extra,message", [

@@ -55,6 +55,63 @@ def test_bad_data_root_is_a_one_line_error_before_anything_is_written(tmp_path):
     assert not (tmp_path / "wd").exists()  # nothing written before the inputs were checked
 
 
+def _tiny(**extra) -> dict:
+    return {"train.max_iters": 2, "train.batch_size": 4, "train.threads": 1, "train.num_workers": 0,
+            "train.log_interval": 1, "train.checkpoint_interval": 2, "data.max_samples": 8, "data.cache_images": True,
+            "model.deconv_channels": 32, **extra}
+
+
+@pytest.mark.parametrize("amp,precision", [("fp32", "fp32"), ("bf16", "bf16"), (False, "fp32")])
+def test_an_explicit_precision_is_honoured_without_a_probe(amp, precision, tmp_path, monkeypatch):
+    import torch
+
+    from posefix_bench.engine import precision as P
+    from posefix_bench.engine.train import Trainer
+
+    monkeypatch.setattr(P, "measure", lambda *a, **k: pytest.fail("an explicit precision must not probe"))
+    trainer = Trainer(load_config(MINI, _tiny(**{"train.amp": amp})), tmp_path / "wd")
+    assert (trainer.precision["precision"], trainer.precision["decided_by"]) == (precision, "explicit")
+    seen = []
+    conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.register_forward_hook(lambda mod, args, out: seen.append(out.dtype))
+    trainer.forward_backward(trainer.batch(0))
+    assert seen == [{"fp32": torch.float32, "bf16": torch.bfloat16}[precision]]  # the convolutions ran in it
+
+
+@pytest.mark.parametrize("amp,message", [("fp16", "train.amp='fp16' needs CUDA"), ("half", "train.amp must be")])
+def test_bad_precision_is_a_one_line_error_before_anything_is_written(amp, message, tmp_path):
+    with pytest.raises(PosefixError, match=message):
+        train(load_config(MINI, _tiny(**{"train.amp": amp})), tmp_path / "wd")
+    assert not (tmp_path / "wd").exists()
+
+
+def test_auto_precision_is_probed_recorded_and_kept_on_resume(tmp_path, monkeypatch):
+    from posefix_bench.engine import precision as P
+    from posefix_bench.engine.train import Trainer, resolve_train_precision
+    from posefix_bench.models import load_refiner
+
+    P.clear_probe_cache()
+    wd = tmp_path / "wd"
+    cfg = load_config(MINI, _tiny())  # train.amp='auto' from ablations/_base_/quick.py
+    summary = train(cfg, wd)
+    rec = summary["precision_record"]
+    assert rec["decided_by"] == "probe" and summary["precision"] == rec["precision"] in ("fp32", "bf16")
+    assert rec["ms_per_step"]["fp32"] > 0 and rec["probe"]["batch"] == 4 and rec["kind"] == "train"
+    assert json.loads((wd / "train_summary.json").read_text())["precision_record"] == rec
+    _, meta = load_refiner(wd / "final.pth")
+    assert meta["precision"] == rec["precision"] and meta["precision_record"] == rec
+    # the bench's view of the same config: the same (cached) probe, so the same precision in its cache key
+    from posefix_bench.structures.coco import CocoDataset, coco_split_paths
+
+    schema = CocoDataset(coco_split_paths(cfg.data.root, "train2017")[0]).schema
+    assert resolve_train_precision(cfg, schema) == rec
+
+    P.clear_probe_cache()  # a resumed run keeps its precision, whatever this device would measure now
+    monkeypatch.setattr(P, "measure", lambda *a, **k: pytest.fail("a resumed run must not probe"))
+    again = Trainer(cfg, wd)
+    assert again.precision["precision"] == rec["precision"] and again.precision["kept_from"].endswith("latest.pth")
+
+
 @pytest.mark.slow
 def test_overfitting_16_crops_cuts_the_coordinate_loss_by_90_percent(tmp_path):
     """16 fixed coco-mini persons, no augmentation, the published head (no identity prior to lean on)."""
@@ -77,9 +134,11 @@ def test_short_coco_mini_training_then_refine_evaluate_diagnose(tmp_path, val_gt
     wd = tmp_path / "run"
     opts = {"train.max_iters": 24, "train.batch_size": 8, "train.threads": 1, "train.log_interval": 8,
             "train.checkpoint_interval": 12, "model.deconv_channels": 64}
-    assert cli.main(["train", "--config", str(MINI), "--work-dir", str(wd), "--cfg-options",
+    assert cli.main(["train", "--config", str(MINI), "--work-dir", str(wd), "--precision", "fp32", "--cfg-options",
                      *[f"{k}={v}" for k, v in opts.items()]]) == 0
-    assert "trained 24 iterations" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "trained 24 iterations" in printed and "precision: fp32 (set explicitly)" in printed
+    opts["train.amp"] = "fp32"  # what --precision set, for the resumes below
     assert sorted(p.name for p in (wd / "checkpoints").iterdir()) == ["iter_12.pth", "iter_24.pth", "latest.pth"]
     assert (wd / "config.py").is_file() and any((wd / "tensorboard").iterdir())
     log = [json.loads(x) for x in (wd / "train_log.jsonl").read_text().splitlines()]
