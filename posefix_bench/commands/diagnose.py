@@ -1,10 +1,11 @@
 """Error diagnosis of a keypoint results file (Ronchi & Perona, ICCV 2017), optionally before/after refinement.
 
 Matches the results to the ground truth as COCOeval does (at OKS 0.1), classifies every matched labelled keypoint
-as good / jitter / inversion / swap / miss (or absent: not predicted), breaks the counts down per keypoint, body-part
-group, visibility flag, estimator-confidence bin and person size, and measures the AP after correcting each error
-type. With --refined (the refiner's output, one-to-one with --results), the same for the refined results plus the
-transition table (what refinement fixed and what it broke) and AP before/after.
+as good / jitter / inversion / swap / miss (or absent: not predicted) under coco-analyze's rules (the "taxonomy"
+of the record and the printout; with --absent-policy pycocotools the counts are coco-analyze's), breaks the counts
+down per keypoint, body-part group, visibility flag, estimator-confidence bin and person size, and measures the AP
+after correcting each error type. With --refined (the refiner's output, one-to-one with --results), the same for
+the refined results plus the transition table (what refinement fixed and what it broke) and AP before/after.
 
 Writes DIR/diagnosis.json (with the inputs' data warnings under ``warnings``, :mod:`posefix_bench.structures.checks`)
 and the plots error_types.png, ap_impact.png, keypoint_errors.png and confidence_bins.png.
@@ -97,7 +98,7 @@ def summary_text(diag: dict, timings: dict) -> str:
     headers = ["class"] + [h for name, rec in runs for h in (name + (" (untrained)" if rec["untrained"] else ""), "%")]
     rows = [[c] + [v for _, rec in runs for v in (rec["counts"][c], rec["fractions"][c])] for c in diag["classes"]]
     rows.append(["AP"] + [v for _, rec in runs for v in (rec["ap"]["AP"], None)])
-    lines = [text_table(headers, rows)]
+    lines = [text_table(headers, rows), f"taxonomy: {diag['taxonomy']}, absent policy: {diag['absent_policy']}"]
     for name, rec in runs:
         lines.append(f"{name}: {rec['matched_detections']} of {rec['num_results']} detections matched "
                      f"(OKS >= {diag['oks_thr']:g}), {rec['keypoints']} keypoints, "

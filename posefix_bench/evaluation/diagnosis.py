@@ -10,14 +10,14 @@ from the paper's definitions (Sec. 3 and 4), the taxonomy PoseFix (Moon et al., 
    "all"), but at a localisation threshold of OKS 0.1. The OKS is :func:`posefix_bench.codecs.oks.oks_matrix`
    under the results' absent-keypoint policy, the one :func:`posefix_bench.evaluation.coco_eval.evaluate` uses.
 2. Classification (R&P Sec. 3.1, Fig. 3): every labelled keypoint (v > 0) of a matched person gets a class from
-   :func:`posefix_bench.codecs.taxonomy.classify_ks` (good / jitter / inversion / swap / miss) on the KS against
-   its own joint, its own symmetric joint and the other persons' joints. Two deviations from the issue's wording,
-   both decided in :mod:`posefix_bench.codecs.taxonomy`: every KS uses the matched person's area, and the "other"
-   candidates are joint j *or its symmetric joint* of every other non-crowd person of the image (PoseFix
-   synthesises swaps on both; with the same joint only, half of them would be diagnosed as misses). A keypoint the
+   :func:`posefix_bench.codecs.taxonomy.classify_ks` (good / jitter / inversion / swap / miss) under the rule of
+   the paper's reference code, coco-analyze (``taxonomy`` field of the record; the rules and their reasons are in
+   :mod:`posefix_bench.codecs.taxonomy`): the own joint, every other annotation's same joint, the own and the
+   others' symmetric joints, each with its own person's area, first maximum in that order. A keypoint the
    estimator did not predict (:func:`posefix_bench.structures.results.absent_mask`) is a sixth class, ``absent``,
-   kept apart from ``miss``; under the ``pycocotools`` policy nothing is absent and such keypoints are classified
-   like any other (usually as misses).
+   kept apart from ``miss``; under the ``pycocotools`` policy nothing is absent and the counts equal coco-analyze's
+   (area range "all"), except in principle for a crowd region with labelled keypoints (COCO has none): an ignore
+   region here, whose matched detections coco-analyze would classify.
 3. AP impact (R&P Sec. 4.1, Fig. 6): the COCO AP after correcting the keypoints of one class in isolation (moved onto
    the matched person's own joint, KS = 1; everything else unchanged) and after correcting every non-good class
    together ("all", absent keypoints included: the AP with perfect localisation of every matched detection, whose
@@ -44,9 +44,9 @@ from typing import Sequence
 
 import numpy as np
 
-from posefix_bench.codecs.oks import keypoint_similarity, oks_matrix
+from posefix_bench.codecs.oks import oks_matrix
 from posefix_bench.codecs.taxonomy import (
-    ABSENT, CLASSES, ERROR_TYPES, GOOD, classify_ks, labelled_counts, overlap_counts,
+    ABSENT, CLASSES, ERROR_TYPES, GOOD, TAXONOMY, candidate_ks, classify_ks, labelled_counts, overlap_counts,
 )
 from posefix_bench.errors import PosefixError
 from posefix_bench.evaluation.coco_eval import METRIC_KEYS, evaluate
@@ -84,8 +84,8 @@ class KeypointTable:
         image_id, ann_id: image and matched ground-truth person.
         joint: keypoint index into ``schema.keypoints``.
         cls: class code indexing :data:`~posefix_bench.codecs.taxonomy.CLASSES` (``absent`` included).
-        ks_own, ks_sym, ks_other: KS against the own joint, the own symmetric joint, the best other person's
-            joint (matched person's area); NaN where the candidate does not exist; 0 for absent keypoints.
+        ks_own, ks_sym, ks_other: KS against the own joint, the own symmetric joint, the best other person's same
+            or symmetric joint (each with its person's area); NaN where none exists; 0 for absent keypoints.
         visibility: ground-truth flag v (1 labelled occluded, 2 visible).
         confidence: the estimator's keypoint confidence.
         area: ground-truth area of the matched person.
@@ -235,34 +235,10 @@ def _match(persons: _Persons, image_rows: np.ndarray, keypoints: np.ndarray, abs
 
 
 # -- classification ------------------------------------------------------------------------------------------------
-def _candidate_ks(det_xy, own, area, others, others_ok, schema: KeypointSchema):
-    """KS of each detected keypoint against its three kinds of candidates (the matched person's area throughout).
-
-    Args:
-        det_xy: (D, K, 2) detected positions; own: (D, K, 3) matched persons; area: (D,) their areas.
-        others: (D, G, K, 3) persons of the same image; others_ok: (D, G) bool, those that count as "other".
-
-    Returns:
-        ks_own, ks_sym, ks_other: (D, K), NaN where the candidate does not exist.
-    """
-    sig, flip = schema.sigma_array, schema.flip_index
-    ks_own = keypoint_similarity(((det_xy - own[..., :2]) ** 2).sum(-1), area, sig)
-    ks_own = np.where(own[..., 2] > 0, ks_own, np.nan)
-    sym = own[:, flip]
-    ks_sym = keypoint_similarity(((det_xy - sym[..., :2]) ** 2).sum(-1), area, sig)
-    ks_sym = np.where((sym[..., 2] > 0) & schema.has_partner, ks_sym, np.nan)
-    best = np.full(ks_own.shape, -np.inf)
-    for tgt in (others, others[:, :, flip]):  # the same joint and the symmetric joint of every other person
-        ks = keypoint_similarity(((det_xy[:, None] - tgt[..., :2]) ** 2).sum(-1), area[:, None], sig)
-        ok = others_ok[..., None] & (tgt[..., 2] > 0)
-        best = np.maximum(best, np.where(ok, ks, -np.inf).max(axis=1, initial=-np.inf))
-    return ks_own, ks_sym, np.where(np.isfinite(best), best, np.nan)
-
-
 def _classify_matched(persons: _Persons, det_person, det_image, keypoints, absent, schema: KeypointSchema):
-    """(D,) matched detections -> ks_own, ks_sym, ks_other, cls, each (D, K); processed in bounded blocks."""
+    """(D,) matched detections -> ks_own, ks_sym, ks_other (both other groups), cls, each (D, K); in blocks."""
     sizes = np.diff(persons.start)
-    out = [np.empty((len(det_person), schema.num_keypoints)) for _ in range(3)]
+    out = [np.empty((len(det_person), schema.num_keypoints)) for _ in range(4)]
     step = max(1, _BLOCK // max(1, int(sizes.max(initial=1)) * schema.num_keypoints))
     for lo in range(0, len(det_person), step):
         p, img = det_person[lo:lo + step], det_image[lo:lo + step]
@@ -270,15 +246,17 @@ def _classify_matched(persons: _Persons, det_person, det_image, keypoints, absen
         pad = persons.start[img][:, None] + np.arange(g_max)  # (D, G)
         valid = pad < persons.start[img + 1][:, None]
         pad = np.where(valid, pad, 0)
-        others_ok = valid & (pad != p[:, None]) & ~persons.crowd[pad]
-        res = _candidate_ks(keypoints[lo:lo + step, :, :2], persons.keypoints[p], persons.areas[p],
-                            persons.keypoints[pad], others_ok, schema)
+        others_ok = valid & (pad != p[:, None])  # every other annotation of the image, crowds included (rule 1)
+        res = candidate_ks(keypoints[lo:lo + step, :, :2], persons.keypoints[p], persons.areas[p],
+                            persons.keypoints[pad], persons.areas[pad], others_ok, schema)
         for arr, r in zip(out, res):
             arr[lo:lo + step] = r
-    ks_own, ks_sym, ks_other = out
-    cls = classify_ks(ks_own, ks_sym, ks_other)
+    ks_own, ks_other, ks_sym, ks_other_sym = out
+    cls = classify_ks(ks_own, ks_other, ks_sym, ks_other_sym)
     cls[absent] = ABSENT
-    for arr in out:  # an absent keypoint scores KS 0 wherever a candidate exists (as in the matching OKS)
+    ks_other = np.maximum(ks_other, ks_other_sym)
+    ks_other[ks_other < 0] = np.nan
+    for arr in (ks_own, ks_sym, ks_other):  # an absent keypoint scores KS 0 wherever a candidate exists
         arr[absent & ~np.isnan(arr)] = 0.0
     return ks_own, ks_sym, ks_other, cls
 
@@ -563,6 +541,7 @@ def diagnose(
     reports), ``ap_impact`` (:func:`measure_ap_impact`, None when ``ap_impact`` is False) and ``untrained`` (a
     record says ``"untrained": true``). With ``refined``: ``refined`` (the same record for the refined results),
     ``transitions`` (:func:`transitions`) and ``ap_change`` ({metric: {before, after, delta}}).
+    ``taxonomy`` names the classification rule (:data:`posefix_bench.codecs.taxonomy.TAXONOMY`).
 
     ``timings``, when given, receives the seconds spent in classify, summarize, evaluate and AP impact (kept out of
     the record so the same inputs give the same bytes). ``tables``, when given, receives the classified keypoint
@@ -579,6 +558,7 @@ def diagnose(
         "schema": {"name": s.name, "keypoints": list(s.keypoints), "groups": {g: list(i) for g, i in s.groups.items()}},
         "classes": list(CLASSES),
         "error_types": list(ERROR_TYPES),
+        "taxonomy": TAXONOMY,
         "absent_policy": absent_policy,
         "oks_thr": float(oks_thr),
         "max_dets": MAX_DETS,

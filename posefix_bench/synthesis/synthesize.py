@@ -117,8 +117,9 @@ def synthesize_poses(
         targets: distinct indices of the persons to synthesise, in the order wanted; default: every counted person.
         estimator_keypoints: optional (T, K, 3) x, y, confidence of an estimator's pose for each target; its
             non-absent keypoints fill the target's unlabelled joints.
-        counted: (G,) bool, persons that are candidates (swap sources, exclusion) and count in O; only persons
-            with a labelled keypoint ever count. Default: all of them (pass ``~iscrowd`` for COCO crowds).
+        counted: (G,) bool, persons that can be swap sources and count in O; only persons with a labelled
+            keypoint ever count. Default: all of them (pass ``~iscrowd`` for COCO crowds). Every person's labelled
+            joints are candidates of the classification, counted or not, as in the diagnosis.
         samples: candidate points M per keypoint and attempt.
 
     Returns:

@@ -110,3 +110,40 @@ def custom_case(tmp_path: Path):
     expected = {(0, 0): "good", (0, 1): "inversion", (0, 2): "inversion", (0, 3): "jitter",
                 (1, 0): "swap", (1, 1): "good", (1, 2): "good"}
     return gt_path, results, expected
+
+
+def coco_analyze_classes(gt, results, det_ann_id) -> dict:
+    """{(result_index, joint): class name} by coco-analyze's formulation, written here independently of the package.
+
+    For every detection with a match (``det_ann_id`` >= 0): one row per annotation of the image (the matched one
+    first, then the others as ``getAnnIds`` lists them), then the same rows left/right mirrored; KS of each detected
+    keypoint against each row with that row's annotation area, -1 where the row's joint is unlabelled; the class
+    from the first maximum over rows (row 0 good above 0.85 else jitter, row n inversion, other rows swap; miss
+    below 0.5), for the matched person's labelled joints.
+    """
+    sig, flip = gt.schema.sigma_array, gt.schema.flip_index
+    out = {}
+    for r in np.flatnonzero(np.asarray(det_ann_id) >= 0):
+        det = np.asarray(results[r]["keypoints"], dtype=np.float64).reshape(-1, 3)[:, :2]
+        anns = gt.coco.loadAnns(gt.coco.getAnnIds(imgIds=results[r]["image_id"]))
+        ordered = sorted(anns, key=lambda a: a["id"] != det_ann_id[r])  # stable: matched first, others in order
+        rows, vis, areas = [], [], []
+        for mirror in (False, True):
+            for a in ordered:
+                kp = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)
+                kp = kp[flip] if mirror else kp
+                rows.append(kp[:, :2])
+                vis.append(kp[:, 2])
+                areas.append(float(a["area"]))
+        d2 = ((np.stack(rows) - det[None]) ** 2).sum(-1)  # (R, K)
+        ks = np.exp(-(d2 / (2 * sig) ** 2 / (np.asarray(areas)[:, None] + np.spacing(1)) / 2))
+        ks = np.where(np.stack(vis) > 0, ks, -1.0)
+        best, arg, n = ks.max(axis=0), ks.argmax(axis=0), len(ordered)
+        for j in np.flatnonzero(vis[0] > 0):
+            if best[j] < 0.5:
+                out[int(r), int(j)] = "miss"
+            elif arg[j] == 0:
+                out[int(r), int(j)] = "good" if best[j] > 0.85 else "jitter"
+            else:
+                out[int(r), int(j)] = "inversion" if arg[j] == n else "swap"
+    return out

@@ -98,31 +98,56 @@ def _first_persons(workload, n_max):
 
 
 # -- straightforward references, joint by joint ------------------------------------------------------------------
-def _joint_context(kp, boxes, counted, t, j, schema):
-    """Own joint, symmetric joint (or None), every other counted person's j / partner, and the swap sources."""
+def _joint_context(kp, areas, boxes, counted, t, j, schema):
+    """Own joint, symmetric joint (or None), every other person's labelled j and partner as (x, y, area, mirrored),
+    and the swap sources (x, y, area): candidates of overlapping counted persons whose centre is a swap."""
     flip, lab = schema.flip_index, kp[..., 2] > 0
     own = tuple(kp[t, j, :2])
     sym = tuple(kp[t, flip[j], :2]) if flip[j] != j and lab[t, flip[j]] else None
     x0, y0, w, h = boxes[t]
-    others, sources = [], []
+    others, near = [], []
     for g in range(len(kp)):
-        if g == t or not counted[g]:
+        if g == t:
             continue
         a0, b0, aw, bh = boxes[g]
-        near = min(x0 + w, a0 + aw) > max(x0, a0) and min(y0 + h, b0 + bh) > max(y0, b0)
-        for jj in sorted({j, flip[j]}):
-            if lab[g, jj]:
-                others.append(tuple(kp[g, jj, :2]))
-                if near and others[-1] != own and others[-1] != sym:
-                    sources.append(others[-1])
+        overlapping = counted[g] and min(x0 + w, a0 + aw) > max(x0, a0) and min(y0 + h, b0 + bh) > max(y0, b0)
+        for jj, mirrored in ((j, False), (flip[j], True)):
+            if lab[g, jj] and (jj != j or not mirrored):
+                others.append((kp[g, jj, 0], kp[g, jj, 1], areas[g], mirrored))
+                near.append(overlapping)
+    sources = [q[:3] for q, n in zip(others, near)
+               if n and _classify_point(q[0], q[1], own, sym, others, areas[t], schema.sigmas[j]) == SWAP]
     return own, sym, others, sources
 
 
-def _regions(own, sym, sources):
-    centres = {GOOD: [own], JITTER: [own], INVERSION: [sym], SWAP: sources,
-               MISS: [own] + ([sym] if sym else []) + sources}
-    return centres, lambda r85, r50, r10: {GOOD: (0, r85), JITTER: (r85, r50), INVERSION: (0, r50),
-                                           SWAP: (0, r50), MISS: (r50, r10)}
+def _classify_point(x, y, own, sym, others, area, sig):
+    """coco-analyze's rule for one point: KS with each candidate's area, first maximum in row order."""
+    def ks(q, a):
+        return math.exp(-((x - q[0]) ** 2 + (y - q[1]) ** 2) / (2 * (a + AREA_EPS) * (2 * sig) ** 2))
+
+    k_own, k_sym = ks(own, area), (ks(sym, area) if sym else -1.0)
+    k_other = max((ks(q, q[2]) for q in others if not q[3]), default=-1.0)
+    k_other_sym = max((ks(q, q[2]) for q in others if q[3]), default=-1.0)
+    best = max(k_own, k_other, k_sym, k_other_sym)
+    if best < JITTER_KS:
+        return MISS
+    if k_own >= best:
+        return GOOD if k_own > GOOD_KS else JITTER
+    return INVERSION if k_other < best and k_sym >= best else SWAP
+
+
+def _regions(own, sym, sources, area):
+    """Per class: its centres as (x, y, area) and its (inner, outer) KS bounds (None: the centre itself)."""
+    mine = [(own[0], own[1], area)]
+    mirror = [(sym[0], sym[1], area)] if sym else []
+    centres = {GOOD: mine, JITTER: mine, INVERSION: mirror, SWAP: sources, MISS: mine + mirror + sources}
+    bounds = {GOOD: (None, GOOD_KS), JITTER: (GOOD_KS, JITTER_KS), INVERSION: (None, JITTER_KS),
+              SWAP: (None, JITTER_KS), MISS: (JITTER_KS, MISS_KS)}
+    return centres, bounds
+
+
+def _radius(ks, area, sig):
+    return 0.0 if ks is None else math.sqrt(-2 * (area + AREA_EPS) * (2 * sig) ** 2 * math.log(ks))
 
 
 def _loop_person(kp, areas, boxes, counted, t, mix, rng, schema, tries):
@@ -132,16 +157,14 @@ def _loop_person(kp, areas, boxes, counted, t, mix, rng, schema, tries):
     probs = mix.probabilities(np.array([lab[t].sum()]), np.array([overlap_counts(boxes, counted)[t]]))[0]
     pts, cls = np.zeros((k_n, 2)), np.full(k_n, -1)
     for j in np.flatnonzero(lab[t]):
-        own, sym, others, sources = _joint_context(kp, boxes, counted, t, j, schema)
+        own, sym, others, sources = _joint_context(kp, areas, boxes, counted, t, j, schema)
         p = probs[j].copy()
-        p[INVERSION] *= sym is not None and sym != own
+        p[INVERSION] *= sym is not None and _classify_point(*sym, own, sym, others, areas[t], sig[j]) == INVERSION
         p[SWAP] *= bool(sources)
-        scale = 2 * (areas[t] + AREA_EPS) * (2 * sig[j]) ** 2
-        centres, bounds = _regions(own, sym, sources)
-        bounds = bounds(*(math.sqrt(-scale * math.log(ks)) for ks in (GOOD_KS, JITTER_KS, MISS_KS)))
+        centres, bounds = _regions(own, sym, sources, areas[t])
         while True:
             c = min(int(np.searchsorted(np.cumsum(p / p.sum()), rng.random(), side="right")), len(ERROR_TYPES) - 1)
-            point = _loop_sample(c, own, sym, others, centres[c], bounds[c], scale, rng, tries)
+            point = _loop_sample(c, own, sym, others, centres[c], bounds[c], areas[t], sig[j], rng, tries)
             if point is not None or c == GOOD:
                 pts[j], cls[j] = point if point is not None else own, c
                 break
@@ -149,27 +172,14 @@ def _loop_person(kp, areas, boxes, counted, t, mix, rng, schema, tries):
     return pts, cls
 
 
-def _loop_sample(c, own, sym, others, centres, bounds, scale, rng, tries):
-    lo, hi = bounds
+def _loop_sample(c, own, sym, others, centres, bounds, area, sig, rng, tries):
     for _ in range(tries):
-        cx, cy = centres[int(rng.random() * len(centres))]
+        cx, cy, ca = centres[int(rng.random() * len(centres))]
+        lo, hi = (_radius(b, ca, sig) for b in bounds)  # on the centre's person's scale
         r = math.sqrt(lo * lo + rng.random() * (hi * hi - lo * lo))
         a = 2 * math.pi * rng.random()
         x, y = cx + r * math.cos(a), cy + r * math.sin(a)
-
-        def ks(q):
-            return math.exp(-((x - q[0]) ** 2 + (y - q[1]) ** 2) / scale)
-
-        k_own, k_sym = ks(own), (ks(sym) if sym else -1.0)
-        k_other = max((ks(q) for q in others), default=-1.0)
-        best = max(k_own, k_sym, k_other)
-        if best < JITTER_KS:
-            got = MISS
-        elif k_own >= best:
-            got = GOOD if k_own >= GOOD_KS else JITTER
-        else:
-            got = INVERSION if k_sym >= best else SWAP
-        if got == c:
+        if _classify_point(x, y, own, sym, others, area, sig) == c:
             return x, y
     return None
 
@@ -184,26 +194,30 @@ def _original_style_person(kp, areas, boxes, counted, t, mix, rng, schema, n=500
     pts, cls = np.zeros((k_n, 2)), np.full(k_n, -1)
     sizes = {GOOD: n // 4, JITTER: n, INVERSION: n, SWAP: n, MISS: 4 * n}
     for j in np.flatnonzero(lab[t]):
-        own, sym, others, sources = _joint_context(kp, boxes, counted, t, j, schema)
-        radii = ks_distance(np.array([GOOD_KS, JITTER_KS, MISS_KS]), areas[t], schema.sigma_array)[:, j]
-        centres, bounds = _regions(own, sym, sources)
-        bounds = bounds(*radii)
+        own, sym, others, sources = _joint_context(kp, areas, boxes, counted, t, j, schema)
+        centres, bounds = _regions(own, sym, sources, areas[t])
+        sig = schema.sigma_array[j:j + 1]
         found = {}
         for c in range(len(ERROR_TYPES)):
-            cen = [q for q in centres[c] if q is not None]
-            if not cen or probs[j, c] == 0:
+            if not centres[c] or probs[j, c] == 0:
                 continue
-            lo, hi = bounds[c]
-            m = sizes[c] * len(cen)
-            centre = np.repeat(np.asarray(cen, float), sizes[c], axis=0)
+            cen = np.repeat(np.asarray(centres[c], float), sizes[c], axis=0)  # (m, 3) x, y, area
+            m = len(cen)
+            lo, hi = (np.zeros(m) if b is None else ks_distance(np.full(m, b), cen[:, 2], sig)[:, 0] for b in bounds[c])
             r = np.sqrt(lo * lo + rng.random(m) * (hi * hi - lo * lo))
             a = 2 * np.pi * rng.random(m)
-            cand = centre + r[:, None] * np.stack([np.cos(a), np.sin(a)], -1)
-            sim = lambda q: keypoint_similarity(((cand - q) ** 2).sum(-1)[:, None], np.array(areas[t]),  # noqa: E731
-                                                schema.sigma_array[j:j + 1])[:, 0]
-            ks_sym = sim(np.asarray(sym)) if sym else np.full(m, np.nan)
-            ks_other = np.max([sim(np.asarray(q)) for q in others], axis=0) if others else np.full(m, np.nan)
-            ok = cand[classify_ks(sim(np.asarray(own)), ks_sym, ks_other) == c]
+            cand = cen[:, :2] + r[:, None] * np.stack([np.cos(a), np.sin(a)], -1)
+
+            def sim(q, area):
+                d2 = ((cand - np.asarray(q[:2])) ** 2).sum(-1)[:, None]
+                return keypoint_similarity(d2, np.array(area), sig)[:, 0]
+
+            def best(mirrored):
+                ks = [sim(q, q[2]) for q in others if q[3] == mirrored]
+                return np.max(ks, axis=0) if ks else np.full(m, np.nan)
+
+            ks_sym = sim(sym, areas[t]) if sym else np.full(m, np.nan)
+            ok = cand[classify_ks(sim(own, areas[t]), best(False), ks_sym, best(True)) == c]
             if len(ok):
                 found[c] = ok
         p = np.array([probs[j, c] if c in found else 0.0 for c in range(len(ERROR_TYPES))])
@@ -231,19 +245,20 @@ def _check_reference(out, schema):
     flip = schema.flip_index
     for arr, counted, t, pts, cls in out:
         lab = arr.keypoints[t, :, 2] > 0
-        area = arr.areas[t]
 
-        def ks(q):
+        def ks(q, area):
             return keypoint_similarity(((pts - q[..., :2]) ** 2).sum(-1), area, schema.sigma_array)
 
-        own = ks(arr.keypoints[t])
-        sym = np.where(schema.has_partner & (arr.keypoints[t, flip, 2] > 0), ks(arr.keypoints[t, flip]), np.nan)
-        other = np.full(len(lab), np.nan)
-        for g in np.flatnonzero(counted):
+        own = ks(arr.keypoints[t], arr.areas[t])
+        sym = np.where(schema.has_partner & (arr.keypoints[t, flip, 2] > 0), ks(arr.keypoints[t, flip], arr.areas[t]),
+                       np.nan)
+        other, other_sym = np.full(len(lab), -1.0), np.full(len(lab), -1.0)
+        for g in range(len(arr.keypoints)):
             if g != t:
-                for q in (arr.keypoints[g], arr.keypoints[g, flip]):
-                    other = np.fmax(other, np.where(q[:, 2] > 0, ks(q), np.nan))
-        np.testing.assert_array_equal(classify_ks(own, sym, other)[lab], cls[lab])
+                q = arr.keypoints[g]
+                other = np.maximum(other, np.where(q[:, 2] > 0, ks(q, arr.areas[g]), -1.0))
+                other_sym = np.maximum(other_sym, np.where(q[flip, 2] > 0, ks(q[flip], arr.areas[g]), -1.0))
+        np.testing.assert_array_equal(classify_ks(own, other, sym, other_sym)[lab], cls[lab])
 
 
 def test_per_joint_loop_reference(benchmark, workload, val_gt):
