@@ -382,11 +382,8 @@ def _train_torchrun(cfg: dict, work_dir: Path, resume: bool, nproc: int) -> dict
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
         raise PosefixError(f"{work_dir}: torchrun training failed ({tail[0]})")
-    lines = (work_dir / "train_log.jsonl").read_text().strip().splitlines()
-    last = json.loads(lines[-1]) if lines else {}
-    return {"launcher": "torchrun", "world_size": nproc, "iterations": last.get("iter"),
-            "final_loss": last.get("loss"), "samples_per_s": last.get("samples_per_s"),
-            "checkpoint": str(work_dir / "final.pth")}
+    summary = json.loads((work_dir / "train_summary.json").read_text())  # rank 0's train() record
+    return dict(summary, launcher="torchrun")
 
 
 def _subset(dataset: CocoDataset, limit: int, path: Path) -> CocoDataset:
