@@ -237,7 +237,7 @@ def _job_baseline(spec: RunSpec, source: dict) -> dict:
     return {"ap": diag["ap"], "counts": diag["counts"], "fractions": diag["fractions"], "ap_impact": diag["ap_impact"],
             "per_confidence": diag["per_confidence"], "per_group": diag["per_group"],
             "per_keypoint": diag["per_keypoint"], "occluded": d["occluded"], "untrained": diag.get("untrained"),
-            "analysis": d["path"]}
+            "taxonomy": diag.get("taxonomy"), "analysis": d["path"]}
 
 
 # -- records -----------------------------------------------------------------------------------------------------

@@ -30,7 +30,9 @@ HOW_TO_READ = (
     "**AP** is COCO keypoint AP (0..1) of the input poses (\"before\") and of the same poses after refinement "
     "(\"after\"); **delta** = after - before in AP units (0.010 = 1 AP point). With several seeds a number is the "
     "seed mean followed by the min..max over seeds in brackets. Keypoints are classified with Ronchi & Perona's "
-    "taxonomy (good, jitter, inversion, swap, miss; keypoint similarity KS >= 0.85 on the own joint is good). "
+    "taxonomy as their coco-analyze code defines it (rule `{taxonomy}`): keypoint similarity KS > 0.85 to the own "
+    "joint is good, KS >= 0.5 to the own joint jitter, to its mirrored joint inversion, to another person's joint "
+    "(measured with that person's area) swap, anything else miss. "
     "**Fixed** is the share of input keypoints of an error type that ended good after refinement; **broken** the "
     "share of good input keypoints that ended in an error type. Transitions count only detections matched to the "
     "same person before and after refinement (detections whose match changed are excluded). Rules of the "
@@ -349,8 +351,9 @@ def index_markdown(ctx: ReportContext, date: str) -> str:
             "per-ablation `metrics.json`, and every sentence is generated from them.", "",
             *setup_lines(ctx), f"- **Seeds**: {seed_text}.", ""]
     head += [c + "\n" for c in _caveats(ctx)]
+    rules = sorted({str(s.baseline.get("taxonomy")) for s in rec.sources})
     how = ["## How to read this", "", HOW_TO_READ.format(res=f"{ctx.resolution:.3f}", n=NOISE_PERSONS,
-                                                           k=NOISE_PERSONS)]
+                                                           k=NOISE_PERSONS, taxonomy=", ".join(rules))]
     default = ["## Default choice", ""] + (
         _default_choice(ctx, [s["ablation"] for s in ctx.summaries]) or
         ["The profile names no default ablation among those that ran." if ctx.default is None else

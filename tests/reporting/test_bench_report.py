@@ -72,7 +72,7 @@ def _source(gt, root) -> tuple[SourceRun, list]:
     diag = d["diagnosis"]
     baseline = {k: diag[k] for k in ("ap", "counts", "fractions", "ap_impact", "per_confidence", "per_group",
                                      "per_keypoint")}
-    baseline.update(occluded=d["occluded"], untrained=diag["untrained"], analysis=d["path"])
+    baseline.update(occluded=d["occluded"], untrained=diag["untrained"], taxonomy=diag["taxonomy"], analysis=d["path"])
     src = SourceRun(name=SOURCE, type="synthetic", meta={"type": "synthetic", "mix": "paper", "seed": 1,
                                                          "trained": True},
                     results=str(root / "input.json"), gt=str(gt.path), hash="-", poses=len(results), images=len(gt),
@@ -192,6 +192,7 @@ def test_index_has_every_section_and_the_numbers(written, record):
     assert "812" in index and "41%" in index  # FPS row
     assert f"({GOOD}/report.md)" in index and "Written 2026-11-24" in index
     assert "The measurements support the default" in index
+    assert "(rule `coco-analyze`)" in index
 
 
 def test_reports_hold_no_absolute_path(written):
