@@ -7,7 +7,9 @@ For a profile (:mod:`posefix_bench.bench.profile`) it
    profile asks for them) and analyses each source on its own, with the AP impact of each error type;
 3. measures error profiles of estimators on the *training* split where an ablation trains on a measured mix;
 4. trains every ablation for each of its seeds (or reuses a finished run), refines every source's results with it,
-   and analyses input vs refined in one pass (AP, diagnosis, the lower-body-occluded subset, the crop panel);
+   and analyses input vs refined in one pass (AP, diagnosis, the lower-body-occluded subset, the crop panel); for
+   the ablations the profile's ``learning_curve`` names (by tag), the AP of every source refined by the training's
+   intermediate checkpoints too (the same run, no extra training);
 5. measures the refiner's inference FPS once per distinct network;
 
 and returns a :class:`~posefix_bench.record.schema.BenchRecord` that :mod:`posefix_bench.reporting` renders. The
@@ -38,7 +40,7 @@ from posefix_bench.record.metrics import ablation_metrics
 from posefix_bench.record.schema import AblationResult, BenchRecord, DataInfo, MixInfo, Run, SourceRun, shown_path
 from posefix_bench.structures.io import read_json
 
-__all__ = ["RunSpec", "BenchRunner", "run_bench", "run_of"]
+__all__ = ["RunSpec", "BenchRunner", "run_bench", "run_of", "learning_curve", "profile_summary"]
 
 Log = Callable[[str], None]
 
@@ -112,12 +114,16 @@ class BenchRunner:
         pairs += [(a, seed) for a in profile.ablations if not a.measured_source for seed in a.seeds]
         jobs = [Job(_job_evaluate, (a.name, seed, ordered), f"refine + analyse {a.name} seed {seed}")
                 for a, seed in pairs]
+        curve_tags = set(profile.raw.get("learning_curve", {}).get("tags", ()))
+        curves = [(a, seed) for a in profile.ablations if curve_tags & set(a.tags) for seed in a.seeds]
+        jobs += [Job(_job_curve, (a.name, seed, ordered), f"learning curve {a.name} seed {seed}") for a, seed in curves]
         jobs += [Job(_job_baseline, (src,), f"analyse source {src['name']}") for src in ordered]
         results = self._pool(jobs, "refine, evaluate, diagnose")
         lap("refine + evaluate + diagnose")
 
         runs_by = {(a.name, seed): runs for (a, seed), runs in zip(pairs, results)}
-        source_runs = [SourceRun(**src, baseline=base) for src, base in zip(ordered, results[len(pairs):])]
+        curve_by = {(a.name, seed): c for (a, seed), c in zip(curves, results[len(pairs):])}
+        source_runs = [SourceRun(**src, baseline=base) for src, base in zip(ordered, results[len(pairs) + len(curves):])]
         names = [s.name for s in source_runs]
         k = data.val.schema.num_keypoints
         fps_by_model: dict[str, dict] = {}
@@ -128,8 +134,10 @@ class BenchRunner:
             if key not in fps_by_model:
                 self.log(f"measure refiner FPS: {model.get('backbone')} {model.get('head')} {model.get('input_size')}")
                 fps_by_model[key] = steps.fps(model, k)
-            ablations.append(self._ablation_result(a, [r for seed in a.seeds for r in runs_by[(a.name, seed)]],
-                                                   names, fps_by_model[key]))
+            runs = [r for seed in a.seeds for r in runs_by[(a.name, seed)]]
+            curve = learning_curve(runs, {seed: curve_by[(a.name, seed)] for seed in a.seeds
+                                          if (a.name, seed) in curve_by})
+            ablations.append(self._ablation_result(a, runs, names, fps_by_model[key], curve))
         lap("fps")
         return BenchRecord(
             profile=profile.name, description=profile.description,
@@ -141,7 +149,8 @@ class BenchRunner:
             default_ablation=profile.default_ablation, environment=environment_record(self.spec),
             timings=dict(timings, total=time.perf_counter() - t_start), cache_root=str(self.steps.cache_root))
 
-    def _ablation_result(self, a: Ablation, runs: list[Run], sources: list[str], fps: dict) -> AblationResult:
+    def _ablation_result(self, a: Ablation, runs: list[Run], sources: list[str], fps: dict,
+                         curve: list | None) -> AblationResult:
         factors = ablation_factors(a.config)
         mix = MixInfo(label=factors["mix"], spec=None if a.measured_source else a.config["data"].get("mix", "paper"))
         if a.measured_source:
@@ -151,7 +160,8 @@ class BenchRunner:
         config = shown_path(a.path)
         metrics = ablation_metrics(profile=self.profile.name, name=a.name, config=config, seeds=a.seeds,
                                    tags=a.tags, default=a.name == self.profile.default_ablation, factors=factors,
-                                   model=a.config["model"], mix=mix.label, runs=runs, sources=sources, fps=fps)
+                                   model=a.config["model"], mix=mix.label, runs=runs, sources=sources, fps=fps,
+                                   learning_curve=curve)
         return AblationResult(name=a.name, config=config, seeds=list(a.seeds), tags=list(a.tags), factors=factors,
                               model=dict(a.config["model"]), mix=mix, runs=runs, metrics=metrics, fps=fps)
 
@@ -231,6 +241,16 @@ def _job_evaluate(spec: RunSpec, ablation: str, seed: int, sources: list[dict]) 
     return runs
 
 
+def _job_curve(spec: RunSpec, ablation: str, seed: int, sources: list[dict]) -> dict:
+    """AP of every source refined by the training's intermediate checkpoints: {iteration: {source: AP}} (the last
+    checkpoint is the final model, whose AP the ablation's runs already hold)."""
+    s = _steps(spec)
+    trained = s.train(s.profile.ablation(ablation), seed)
+    last = int(trained["summary"]["iterations"])
+    return {it: {src["name"]: s.evaluate(s.refine(trained, src, iteration=it))["AP"] for src in sources}
+            for it in trained["checkpoints"] if it < last}
+
+
 def _job_baseline(spec: RunSpec, source: dict) -> dict:
     d = _steps(spec).analyse(source["results"], None, ap_impact=True)
     diag = d["diagnosis"]
@@ -255,6 +275,26 @@ def run_of(ablation: str, seed: int, source: str, trained: dict, refined: str, a
         occluded=analysis["occluded"], train=trained["summary"], refined=refined, checkpoint=trained["checkpoint"],
         analysis=analysis["path"], untrained=bool(d.get("untrained") or d["refined"].get("untrained")),
         crops=analysis.get("crops") or [])
+
+
+def learning_curve(runs: list[Run], points: dict[int, dict]) -> list | None:
+    """[{iterations, ap: {source: AP, mean over seeds}, per_seed: {seed: {source: AP}}}] from the intermediate
+    checkpoints' AP ({seed: {iteration: {source: AP}}}) and the final AP of the runs; None without points."""
+    if not points:
+        return None
+    per_it: dict[int, dict[str, dict[str, float]]] = {}
+    for seed, curve in points.items():
+        for it, aps in curve.items():
+            per_it.setdefault(int(it), {})[str(seed)] = dict(aps)
+    for r in runs:
+        if r.seed in points:
+            per_it.setdefault(int(r.train["iterations"]), {}).setdefault(str(r.seed), {})[r.source] = r.ap_after["AP"]
+    out = []
+    for it, seeds in sorted(per_it.items()):
+        sources = sorted({name for aps in seeds.values() for name in aps})
+        ap = {name: float(np.mean([aps[name] for aps in seeds.values() if name in aps])) for name in sources}
+        out.append({"iterations": it, "ap": ap, "per_seed": seeds})
+    return out
 
 
 def profile_summary(path) -> dict:

@@ -15,6 +15,7 @@ Steps (PoseFix, Moon et al., CVPR 2019; Ronchi & Perona, ICCV 2017 for the diagn
 - ``train``: a refiner training (resumable from its own checkpoints; torchrun where the profile asks for it);
 - ``refine``: a source's results refined by a trained refiner;
 - ``analyse``: one pass over (results, refined) (:func:`posefix_bench.evaluation.pair.analyse_pair`);
+- ``evaluate``: COCO AP alone (the points of a learning curve);
 - ``fps``: the refiner network's inference samples/s on this machine.
 """
 
@@ -277,7 +278,8 @@ class BenchSteps:
         return self.cache.step("train", payload), cfg
 
     def train(self, ablation: Ablation, seed: int) -> dict:
-        """Train (or reuse, or resume) one refiner: ``{"checkpoint", "key", "summary", "model"}``."""
+        """Train (or reuse, or resume) one refiner: ``{"checkpoint", "key", "summary", "model", "checkpoints"}``
+        (``checkpoints``: {iteration: path} of the training checkpoints it kept, the learning curve's points)."""
         from posefix_bench.engine.train import train
 
         step, cfg = self.train_step(ablation, seed)
@@ -291,11 +293,13 @@ class BenchSteps:
                 else:
                     summary = train(cfg, step.path, resume=resume, progress=self.progress)
                 step.mark_done(dict(summary, wall_seconds=time.perf_counter() - t0))
+        kept = {int(c.stem.split("_")[1]): str(c) for c in (step.path / "checkpoints").glob("iter_*.pth")}
         return {"checkpoint": str(step.path / "final.pth"), "key": step.key, "summary": step.summary(),
-                "model": cfg["model"]}
+                "model": cfg["model"], "checkpoints": dict(sorted(kept.items()))}
 
-    def refine(self, trained: dict, source: dict) -> Path:
-        """A source's validation results refined by a trained refiner (the profile's ``refine`` settings)."""
+    def refine(self, trained: dict, source: dict, iteration: int | None = None) -> Path:
+        """A source's validation results refined by a trained refiner (the profile's ``refine`` settings); with
+        ``iteration``, by the training's checkpoint at that iteration (a point of its learning curve)."""
         from posefix_bench.engine.refine import RefinePostProcessor
         from posefix_bench.structures.results import load_results, save_results
 
@@ -306,13 +310,17 @@ class BenchSteps:
         model = dict(trained["model"], num_keypoints=data.val.schema.num_keypoints)
         opts["precision"] = resolve_precision(opts.get("precision", "auto"), self.device, "infer", model,
                                               batch=opts.get("batch_size", 32), cache_dir=self.precision_dir)["precision"]
-        step = self.cache.step("refine", {"train": trained["key"], "results": source["hash"], "options": opts,
-                                          "code": self.code(REFINE_CODE)})
+        payload = {"train": trained["key"], "results": source["hash"], "options": opts, "code": self.code(REFINE_CODE)}
+        checkpoint = trained["checkpoint"]
+        if iteration is not None:
+            payload["iteration"] = int(iteration)
+            checkpoint = trained["checkpoints"][int(iteration)]
+        step = self.cache.step("refine", payload)
         out = step.path / "refined.json"
         with step.lock():
             if not step.done:
                 t0 = time.perf_counter()
-                post = RefinePostProcessor(trained["checkpoint"], device=self.device, **opts)
+                post = RefinePostProcessor(checkpoint, device=self.device, **opts)
                 refined = post.refine(data.val, load_results(source["results"], data.val))
                 save_results(out, refined)
                 step.mark_done({"seconds": time.perf_counter() - t0, "poses": len(refined)})
@@ -339,6 +347,21 @@ class BenchSteps:
                                                     subset_ids=data.occluded_ids))
                 step.mark_done({})
         return dict(read_json(out, "analysis"), path=str(out))
+
+    def evaluate(self, refined_path: str | Path) -> dict:
+        """COCO keypoint AP of results on the validation split (cached; the learning curve's points)."""
+        from posefix_bench.evaluation.coco_eval import evaluate
+        from posefix_bench.structures.results import load_results
+
+        data = self.data()
+        step = self.cache.step("evaluate", {"results": file_hash(refined_path), "gt": data.fingerprint,
+                                            "code": self.code(EVAL_CODE)})
+        out = step.path / "metrics.json"
+        with step.lock():
+            if not step.done:
+                atomic_write_json(out, evaluate(data.val, load_results(refined_path, data.val))["metrics"])
+                step.mark_done({})
+        return read_json(out, "metrics")
 
     # -- speed ---------------------------------------------------------------------------------------------------
     def fps(self, model_cfg: dict, num_keypoints: int) -> dict:

@@ -17,7 +17,8 @@ from posefix_bench.codecs.taxonomy import ERROR_TYPES
 from posefix_bench.evaluation.coco_eval import METRIC_KEYS
 from posefix_bench.record.stats import seed_stat
 
-__all__ = ["METRICS_FORMAT", "FIXABLE", "ap_value", "ablation_metrics", "overall_delta", "mean_over_sources"]
+__all__ = ["METRICS_FORMAT", "FIXABLE", "ap_value", "best_fps", "ablation_metrics", "overall_delta",
+           "mean_over_sources"]
 
 METRICS_FORMAT = "posefix-bench/bench-metrics/v1"
 FIXABLE = ERROR_TYPES[1:]  # the error types a refiner can fix (absent keypoints stay absent)
@@ -109,10 +110,11 @@ def best_fps(fps: Mapping | None) -> dict | None:
 
 def ablation_metrics(*, profile: str, name: str, config: str, seeds: Sequence[int], tags: Sequence[str],
                      default: bool, factors: Mapping, model: Mapping, mix: str, runs: Sequence, sources: Sequence[str],
-                     fps: Mapping | None) -> dict:
+                     fps: Mapping | None, learning_curve: list | None = None) -> dict:
     """The per-ablation record (``metrics.json``): factors, training, per source the AP before/after and delta,
     fixed/broken per error type, confidence bins, body-part groups and occluded subset, each as seed stats, and
-    the FPS record. ``runs`` are the ablation's :class:`~posefix_bench.record.schema.Run` records."""
+    the FPS record. ``runs`` are the ablation's :class:`~posefix_bench.record.schema.Run` records;
+    ``learning_curve`` ([{iterations, ap: {source: AP}, per_seed}], the runner's) is kept as it is."""
     by_source: dict[str, dict[int, object]] = {}
     for r in runs:
         by_source.setdefault(r.source, {})[int(r.seed)] = r
@@ -133,6 +135,7 @@ def ablation_metrics(*, profile: str, name: str, config: str, seeds: Sequence[in
         "sources": per_source,
         "fps": fps,
         "fps_best": best_fps(fps),
+        "learning_curve": learning_curve,
     }
 
 

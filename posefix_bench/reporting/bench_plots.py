@@ -37,7 +37,7 @@ from posefix_bench.structures.schema import KeypointSchema
 
 __all__ = [
     "CROP_COLORS", "CROP_COLOR_NAMES", "CROP_TILE", "ap_before_after_figure", "ap_delta_figure",
-    "fixed_broken_figure", "speed_gain_figure", "CropItem", "crop_items", "crop_panel",
+    "fixed_broken_figure", "speed_gain_figure", "learning_curve_figure", "CropItem", "crop_items", "crop_panel",
 ]  # fmt: skip
 
 # ground truth, input, refined: RGB, distinct from each other and from the sandbox's backgrounds
@@ -210,6 +210,38 @@ def speed_gain_figure(summaries: Sequence[dict], sources: Sequence[str]) -> Figu
     ax.set_ylabel(f"AP delta, mean over {len(sources)} source(s)")
     ax.set_title("Speed vs gain: one column of points per network, one point per ablation", fontsize=9)
     ax.margins(x=0.3, y=0.15)
+    return fig
+
+
+def learning_curve_figure(summaries: Sequence[dict], sources: Sequence[str]) -> Figure | None:
+    """One panel per source: refined AP at each checkpoint of every ablation that has a learning curve (seed mean;
+    points per seed), the input AP as a dashed line; None without learning curves."""
+    sums = [s for s in summaries if s.get("learning_curve")]
+    if not sums:
+        return None
+    fig = _figure(3.4 * len(sources) + 1.0, 3.6)
+    axes = fig.subplots(1, len(sources), sharey=True, squeeze=False)[0]
+    colors = [CLASS_COLORS[c] for c in ("swap", "miss", "good", "inversion", "jitter", "absent")]
+    for ax, name in zip(axes, sources):
+        for i, s in enumerate(sums):
+            pts = [p for p in s["learning_curve"] if name in p["ap"]]
+            color = colors[i % len(colors)]
+            ax.plot([p["iterations"] for p in pts], [p["ap"][name] for p in pts], "o-", color=color, ms=3,
+                    label=label(s))
+            for p in pts:
+                seeds = [v[name] for v in p["per_seed"].values() if name in v]
+                if len(seeds) > 1:
+                    ax.plot([p["iterations"]] * len(seeds), seeds, ".", color=color, ms=3)
+        before = sums[0]["sources"][name]["ap_before"]
+        if before is not None:
+            ax.axhline(before, color="black", lw=0.8, ls="--", label="input")
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("training iterations", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("COCO keypoint AP after refinement")
+    axes[-1].legend(fontsize=6, loc="best")
+    fig.suptitle("Learning curves: refined AP at the checkpoints of each training run (seed mean; dots: seeds)",
+                 fontsize=9)
     return fig
 
 

@@ -94,14 +94,17 @@ def _write_ablation(ctx: ReportContext, a: AblationResult, out: Path, text: str)
 
 
 def _write_index_plots(ctx: ReportContext, out: Path) -> None:
-    from posefix_bench.reporting.bench_plots import ap_delta_figure, fixed_broken_figure, speed_gain_figure
+    from posefix_bench.reporting.bench_plots import (
+        ap_delta_figure, fixed_broken_figure, learning_curve_figure, speed_gain_figure,
+    )
     from posefix_bench.reporting.diagnosis_plots import save_figure
 
     save_figure(ap_delta_figure(ctx.summaries, ctx.sources, ctx.default), out / "ap_delta.png")
     save_figure(fixed_broken_figure(ctx.summaries, ctx.sources), out / "fixed_broken.png")
-    fig = speed_gain_figure(ctx.summaries, ctx.sources)
-    if fig is not None:
-        save_figure(fig, out / "speed_gain.png")
+    for name, fig in (("speed_gain.png", speed_gain_figure(ctx.summaries, ctx.sources)),
+                      ("learning_curve.png", learning_curve_figure(ctx.summaries, ctx.sources))):
+        if fig is not None:
+            save_figure(fig, out / name)
     for a in ctx.record.ablations:
         if a.mix.measured:
             save_figure(_profile_figure(a.mix.profile), out / f"profile_{a.name}.png")

@@ -20,8 +20,8 @@ from posefix_bench.record.stats import NOISE_PERSONS
 from posefix_bench.reporting.context import SMALL_DATA_PERSONS, ReportContext, label, source_label
 from posefix_bench.reporting.tables import markdown_table
 from posefix_bench.reporting.verdicts import (
-    component_sentences, default_sentences, f3, fmt_stat, num, pct, ranking_sentences, relation_sentence,
-    verdict_sentence,
+    component_sentences, curve_means, default_sentences, deficit_sentence, f3, fmt_stat, num, pct, ranking_sentences,
+    relation_sentence, verdict_sentence,
 )
 
 __all__ = ["HOW_TO_READ", "index_markdown", "setup_lines", "link", "profile_text"]
@@ -314,6 +314,33 @@ def _measured_section(ctx: ReportContext) -> str:
     return "\n".join(lines).rstrip()
 
 
+def _budget_section(ctx: ReportContext) -> str:
+    """The learning curves (refined AP at the training's checkpoints) and whether the published head's deficit is
+    the head's or the budget's."""
+    sums = [s for s in ctx.summaries if s.get("learning_curve")]
+    if not sums:
+        return ""
+    iters = sorted({p["iterations"] for s in sums for p in s["learning_curve"]})
+    rows = []
+    for s in sums:
+        means = curve_means(s, ctx.sources)
+        rows.append([label(s)] + [f3(means.get(i), True) for i in iters])
+    lines = ["## Training budget", "",
+             "AP delta (refined - input, mean over the sources; refined AP the seed mean) at the checkpoints of each "
+             "training run: the same runs as above, evaluated part-way through their schedule (no extra training).",
+             "", markdown_table(["ablation"] + [f"{i} it" for i in iters], rows), "",
+             "![Learning curves](learning_curve.png)", ""]
+    published = [s for s in sums if s["factors"].get("head") == "posefix"]
+    ref = next((s for s in sums if s["ablation"] == ctx.default), None) or next(
+        (s for s in sums if s["factors"].get("head") != "posefix"), None)
+    if published and ref is not None:
+        text = deficit_sentence(f"The published head ({label(published[0])})", curve_means(published[0], ctx.sources),
+                                label(ref), curve_means(ref, ctx.sources), ctx.resolution)
+        if text:
+            lines.append(f"- {text}")
+    return "\n".join(lines).rstrip()
+
+
 def _fps_section(ctx: ReportContext) -> str:
     groups: dict[str, list] = {}
     for s in ctx.summaries:
@@ -362,5 +389,6 @@ def index_markdown(ctx: ReportContext, date: str) -> str:
     links = ["## Ablation reports", ""] + [f"- {link(s)}: " + ", ".join(f"{k} {v}" for k, v in s["factors"].items())
                                            for s in ctx.summaries]
     parts = ["\n".join(head).rstrip(), "\n".join(how), _headline(ctx), "\n".join(default), _summary_section(ctx),
-             _sources_section(ctx), "\n\n".join(comps), _measured_section(ctx), _fps_section(ctx), "\n".join(links)]
+             _sources_section(ctx), "\n\n".join(comps), _budget_section(ctx), _measured_section(ctx), _fps_section(ctx),
+             "\n".join(links)]
     return "\n\n".join(p for p in parts if p) + "\n"

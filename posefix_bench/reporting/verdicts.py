@@ -23,6 +23,7 @@ from posefix_bench.record.stats import compare, judge, spread
 __all__ = [
     "COMPONENT_NAMES", "f3", "num", "pct", "count", "fmt_stat", "seeds_text", "plural", "relation_sentence",
     "verdict_sentence", "ranking_sentences", "default_sentences", "component_effects", "component_sentences",
+    "curve_means", "deficit_sentence",
 ]  # fmt: skip
 
 COMPONENT_NAMES = {"prior": "the identity prior", "skip": "the stride-4 skip"}
@@ -231,3 +232,44 @@ def component_sentences(summaries: Mapping[str, Mapping], sources: Sequence[str]
     if any(e["single"] for e in effects):
         out.append("(Some of these pairs ran with one seed each: their differences carry no seed spread.)")
     return out
+
+
+# -- training budget -----------------------------------------------------------------------------------------------
+def curve_means(summary: Mapping, sources: Sequence[str]) -> dict[int, float]:
+    """{iterations: AP delta averaged over the sources} of an ablation's learning curve (refined AP of the seed
+    mean minus the input AP)."""
+    out = {}
+    for point in summary.get("learning_curve") or ():
+        deltas = [point["ap"][n] - summary["sources"][n]["ap_before"] for n in sources
+                  if n in point["ap"] and summary["sources"][n]["ap_before"] is not None]
+        if len(deltas) == len(sources):
+            out[int(point["iterations"])] = float(np.mean(deltas))
+    return out
+
+
+def deficit_sentence(label_a: str, a: Mapping[int, float], label_b: str, b: Mapping[int, float],
+                     resolution: float) -> str | None:
+    """Whether ``a``'s deficit against ``b`` (AP delta means per iteration, :func:`curve_means`) closes, narrows,
+    stays or widens over the schedule: the gap at the first and the last common checkpoint, with the resolution as
+    the smallest change that counts, and the last step's direction (still narrowing at the end: more training
+    would tell more)."""
+    common = sorted(set(a) & set(b))
+    if len(common) < 2:
+        return None
+    gaps = [a[i] - b[i] for i in common]
+    first, last = gaps[0], gaps[-1]
+    path = ", ".join(f"{g:+.3f} at {i}" for i, g in zip(common, gaps))
+    head = f"{label_a} against {label_b} (AP delta, mean over the sources): {path} iterations"
+    if first >= -resolution:
+        return head + f"; {label_a} has no deficit to close at the first checkpoint."
+    if last >= -resolution:
+        return head + f": the deficit closes (within the resolution {resolution:.3f} at the last checkpoint)."
+    if abs(last) < abs(first) - resolution:
+        still = abs(gaps[-1]) < abs(gaps[-2]) - resolution
+        return head + (f": the deficit narrows but stays at {last:+.3f}"
+                       + ("; it was still narrowing at the last checkpoint, so a longer schedule could narrow it "
+                          "further." if still else ", and it no longer narrowed over the last checkpoints."))
+    if abs(last) > abs(first) + resolution:
+        return head + ": the deficit widens with training; the budget does not explain it."
+    return head + (f": the deficit stays (it changes by less than the resolution {resolution:.3f}); the budget "
+                   "does not explain it.")

@@ -18,7 +18,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from posefix_bench.bench.runner import profile_summary, run_of
+from posefix_bench.bench.runner import learning_curve, profile_summary, run_of
 from posefix_bench.errors import PosefixError
 from posefix_bench.evaluation.pair import analyse_pair
 from posefix_bench.evaluation.profile import measure_profile
@@ -96,12 +96,12 @@ def _runs(gt, root, results, name, seeds, refine_mix, untrained=False):
     return runs
 
 
-def _ablation(name, seeds, tags, head, mix: MixInfo, runs, lower="off") -> AblationResult:
+def _ablation(name, seeds, tags, head, mix: MixInfo, runs, lower="off", curve=None) -> AblationResult:
     factors = {"backbone": "resnet18", "input": "64x48", "head": head, "mix": mix.label, "lower body": lower}
     model = {"backbone": "resnet18", "head": head, "input_size": [48, 64]}
     metrics = ablation_metrics(profile="test", name=name, config=f"ablations/test/{name}.py", seeds=seeds, tags=tags,
                                default=name == GOOD, factors=factors, model=model, mix=mix.label, runs=runs,
-                               sources=[SOURCE], fps=FPS)
+                               sources=[SOURCE], fps=FPS, learning_curve=curve)
     return AblationResult(name=name, config=f"ablations/test/{name}.py", seeds=list(seeds), tags=list(tags),
                           factors=factors, model=model, mix=mix, runs=runs, metrics=metrics, fps=FPS)
 
@@ -109,8 +109,21 @@ def _ablation(name, seeds, tags, head, mix: MixInfo, runs, lower="off") -> Ablat
 def _recompute(record: BenchRecord) -> BenchRecord:
     """The record with every ablation's metrics computed again from its runs (after a test changed a run)."""
     return dataclasses.replace(record, ablations=[
-        _ablation(a.name, a.seeds, a.tags, a.factors["head"], a.mix, a.runs, a.factors["lower body"])
-        for a in record.ablations])
+        _ablation(a.name, a.seeds, a.tags, a.factors["head"], a.mix, a.runs, a.factors["lower body"],
+                  a.metrics["learning_curve"]) for a in record.ablations])
+
+
+def _curve(gt, runs, scales):
+    """A learning curve whose intermediate points are the AP of stand-in results: the paper mix scaled by each of
+    ``scales`` (checkpoints at 50, 100, ... iterations), then the runs' own final AP (at 200)."""
+    from posefix_bench.evaluation.coco_eval import evaluate
+
+    points = {}
+    for r in runs:
+        points[r.seed] = {50 * (i + 1): {SOURCE: evaluate(gt, synthesize_results(
+            gt, get_mix({"base": "paper", "scale": {"jitter": k, "miss": k}, "name": f"x{k}"}, gt.schema),
+            seed=7 + r.seed))["metrics"]["AP"]} for i, k in enumerate(scales)}
+    return learning_curve(runs, points)
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +142,15 @@ def record(tmp_path_factory, val_gt_path, coco_mini_root) -> BenchRecord:
              (BAD, [0, 1], paper, WORSE_MIX, False, ["head"], "posefix", "off"),
              (UNTRAINED, [0], paper, "paper", True, ["lb"], "prior+skip", "on"),
              (MEASURED, [0], measured, "jitter-only", False, ["mix"], "prior+skip", "off")]
-    ablations = [_ablation(name, seeds, tags, head, mix, _runs(gt, root, results, name, seeds, refine_mix, untrained),
-                           lower)
-                 for name, seeds, mix, refine_mix, untrained, tags, head, lower in specs]
+    ablations = []
+    for name, seeds, mix, refine_mix, untrained, tags, head, lower in specs:
+        runs = _runs(gt, root, results, name, seeds, refine_mix, untrained)
+        curve = None
+        if name in (GOOD, BAD):  # the head variants: the published head's deficit narrows, the good one improves
+            for r in runs:
+                r.train["iterations"] = 200
+            curve = _curve(gt, runs, (2.0, 1.5, 1.2) if name == BAD else (1.0, 0.8, 0.6))
+        ablations.append(_ablation(name, seeds, tags, head, mix, runs, lower, curve))
     return BenchRecord(
         profile="test", description="coco-mini val with synthetic stand-ins",
         data=DataInfo(kind="coco", description="coco-mini val2017 (tagged copy)", fingerprint="-", root=str(root),
@@ -174,7 +193,7 @@ def test_every_report_file_is_written_as_valid_output(written, record):
             img = matplotlib.image.imread(folder / png)
             assert img.shape[0] > 100 and img[..., :3].std() > 0.05, png  # drawn, not blank
     assert (out / MEASURED / "profile.png").is_file() and (out / f"profile_{MEASURED}.png").is_file()
-    for png in ("ap_delta.png", "fixed_broken.png", "speed_gain.png"):
+    for png in ("ap_delta.png", "fixed_broken.png", "speed_gain.png", "learning_curve.png"):
         assert matplotlib.image.imread(out / png).shape[0] > 100
     assert not [p for p in out.rglob(".*")]  # no temporary file left behind
 
@@ -306,3 +325,19 @@ def test_a_rewrite_from_the_same_record_keeps_the_plots_and_a_change_redraws_the
     changed["ablations"][0]["runs"][0]["ap_after"]["AP"] += 0.01  # another number: redrawn
     br.write_reports(_recompute(BenchRecord.from_dict(changed)), out)
     assert (folder / "ap_before_after.png").stat().st_mtime_ns != stamp["ap_before_after.png"]
+
+
+def test_the_learning_curves_and_the_published_heads_deficit(written, record):
+    out, index = written
+    section = index.split("## Training budget")[1].split("\n## ")[0]
+    assert "| 50 it | 100 it | 150 it | 200 it |" in section
+    assert f"The published head ({BAD}) against {GOOD}" in section
+    assert any(w in section for w in ("the deficit narrows", "the deficit stays", "the deficit widens",
+                                      "the deficit closes"))
+    metrics = json.loads((out / BAD / "metrics.json").read_text())
+    curve = metrics["learning_curve"]
+    assert [p["iterations"] for p in curve] == [50, 100, 150, 200] and set(curve[0]["per_seed"]) == {"0", "1"}
+    final = np.mean([r.ap_after["AP"] for r in record.ablation(BAD).runs])
+    assert curve[-1]["ap"][SOURCE] == pytest.approx(final)
+    assert "learning_curve" not in json.loads((out / MEASURED / "metrics.json").read_text()) or \
+        json.loads((out / MEASURED / "metrics.json").read_text())["learning_curve"] is None

@@ -2,7 +2,8 @@
 
 from posefix_bench.record.stats import compare, judge, resolution, seed_stat
 from posefix_bench.reporting.verdicts import (
-    component_sentences, default_sentences, fmt_stat, ranking_sentences, relation_sentence, verdict_sentence,
+    component_sentences, curve_means, default_sentences, deficit_sentence, fmt_stat, ranking_sentences,
+    relation_sentence, verdict_sentence,
 )
 
 
@@ -64,3 +65,18 @@ def test_the_default_against_a_better_ablation():
     text = " ".join(default_sentences(one, labels, "none", ["s"], 0.005))  # one seed: a plain difference
     assert "WARNING" not in text and "on its only seed" in text and "does not show that this repeats" in text
     assert default_sentences(sums, labels, None, ["s"], 0.005) == []
+
+
+def test_the_published_heads_deficit_over_the_schedule():
+    ref = {50: 0.05, 100: 0.08, 150: 0.09, 200: 0.09}
+    narrowing = deficit_sentence("P", {50: -0.50, 100: -0.30, 150: -0.20, 200: -0.10}, "D", ref, 0.005)
+    assert "the deficit narrows but stays at -0.190" in narrowing and "still narrowing" in narrowing
+    flat = deficit_sentence("P", {50: -0.40, 100: -0.40, 150: -0.40, 200: -0.40}, "D", ref, 0.005)
+    assert "the deficit widens" in flat or "the deficit stays" in flat
+    same = deficit_sentence("P", {50: -0.45, 100: -0.452, 150: -0.449, 200: -0.448}, "D", {k: -0.04 for k in ref}, 0.005)
+    assert "the deficit stays" in same and "the budget does not explain it" in same
+    closing = deficit_sentence("P", {50: -0.30, 200: 0.088}, "D", ref, 0.005)
+    assert "the deficit closes" in closing
+    assert deficit_sentence("P", {50: 0.1}, "D", ref, 0.005) is None
+    summary = {"sources": {"s": {"ap_before": 0.5}}, "learning_curve": [{"iterations": 50, "ap": {"s": 0.6}}]}
+    assert curve_means(summary, ["s"]) == {50: 0.09999999999999998}
