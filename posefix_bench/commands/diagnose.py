@@ -6,14 +6,19 @@ group, visibility flag, estimator-confidence bin and person size, and measures t
 type. With --refined (the refiner's output, one-to-one with --results), the same for the refined results plus the
 transition table (what refinement fixed and what it broke) and AP before/after.
 
-Writes DIR/diagnosis.json and the plots error_types.png, ap_impact.png, keypoint_errors.png and confidence_bins.png.
+Writes DIR/diagnosis.json first, then the plots error_types.png, ap_impact.png, keypoint_errors.png and
+confidence_bins.png (--no-plots: the numbers only, without loading matplotlib). The AP evaluations use --evaluator
+(see ``posefix-bench evaluate``); the record names the backend that computed each AP.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
+from posefix_bench.commands.evaluate import EVALUATOR_HELP
+from posefix_bench.evaluation.coco_eval import DEFAULT_EVALUATOR, EVALUATORS
 from posefix_bench.evaluation.diagnosis import DEFAULT_CONF_BINS
 from posefix_bench.structures.results import ABSENT_POLICIES, DEFAULT_ABSENT_POLICY
 
@@ -35,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: %(default)s)")
     p.add_argument("--no-ap-impact", action="store_true", help="skip the AP-impact evaluations (faster)")
     p.add_argument("--no-plots", action="store_true", help="write diagnosis.json only")
+    p.add_argument("--evaluator", choices=EVALUATORS, default=DEFAULT_EVALUATOR, help=EVALUATOR_HELP)
 
 
 def parse_conf_bins(text: str) -> tuple[float, ...]:
@@ -58,7 +64,6 @@ def check_out_dir(path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from posefix_bench.evaluation.diagnosis import check_pairing, diagnose
     from posefix_bench.progress import tqdm_progress
-    from posefix_bench.reporting.diagnosis_plots import diagnosis_figures, write_diagnosis_plots
     from posefix_bench.structures.coco import CocoDataset
     from posefix_bench.structures.io import atomic_write_json
     from posefix_bench.structures.results import load_results
@@ -73,15 +78,21 @@ def run(args: argparse.Namespace) -> int:
         check_pairing(results, refined, source=str(args.refined))
     timings: dict = {}
     diag = diagnose(gt, results, refined, absent_policy=args.absent_policy, conf_bins=edges,
-                    ap_impact=not args.no_ap_impact, timings=timings, progress=tqdm_progress)
+                    ap_impact=not args.no_ap_impact, timings=timings, progress=tqdm_progress,
+                    evaluator=args.evaluator)
     diag["inputs"] = {"gt": str(args.gt), "results": str(args.results),
                       "refined": None if args.refined is None else str(args.refined)}
-    figures = {} if args.no_plots else diagnosis_figures(diag)  # everything computed before anything is written
-    paths = [atomic_write_json(args.out / "diagnosis.json", diag)]
-    paths += write_diagnosis_plots(diag, args.out, figures) if figures else []
+    # the numbers first (atomically), then the plots: a plotting failure or an interrupt leaves a complete record
+    path = atomic_write_json(args.out / "diagnosis.json", diag)
     print(summary_text(diag, timings))
-    for path in paths:
-        print(f"wrote {path}")
+    print(f"wrote {path}", flush=True)
+    if not args.no_plots:
+        from posefix_bench.reporting.diagnosis_plots import diagnosis_figures, write_diagnosis_plots
+
+        t0 = time.perf_counter()
+        for path in write_diagnosis_plots(diag, args.out, diagnosis_figures(diag)):
+            print(f"wrote {path}")
+        print(f"time: plots {time.perf_counter() - t0:.2f} s")
     return 0
 
 
@@ -105,5 +116,7 @@ def summary_text(diag: dict, timings: dict) -> str:
         t = diag["transitions"]
         lines.append(f"refinement: fixed {t['fixed_total']}, broke {t['broken']['broken']} of {t['keypoints']} "
                      f"keypoints ({t['excluded']['detections']} detections excluded: their match changed)")
+    fallback = diag.get("evaluator_fallback")
+    lines.append(f"AP computed by {diag['evaluator']}" + (f" (auto fell back: {fallback})" if fallback else ""))
     lines.append("time: " + ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in timings.items()))
     return "\n".join(lines)

@@ -49,7 +49,7 @@ from posefix_bench.codecs.taxonomy import (
     ABSENT, CLASSES, ERROR_TYPES, GOOD, classify_ks, labelled_counts, overlap_counts,
 )
 from posefix_bench.errors import PosefixError
-from posefix_bench.evaluation.coco_eval import METRIC_KEYS, evaluate
+from posefix_bench.evaluation.coco_eval import DEFAULT_EVALUATOR, METRIC_KEYS, evaluate
 from posefix_bench.progress import Progress, no_progress
 from posefix_bench.structures.coco import CocoDataset
 from posefix_bench.structures.results import DEFAULT_ABSENT_POLICY, absent_mask, results_to_arrays
@@ -434,26 +434,31 @@ def measure_ap_impact(
     table: KeypointTable,
     base: dict | None = None,
     progress: Progress = no_progress,
+    evaluator: str = DEFAULT_EVALUATOR,
 ) -> dict:
     """COCO AP after correcting each class of :data:`AP_IMPACT_CLASSES` in isolation (R&P Sec. 4.1).
 
     Args:
         table: ``classify(gt, results)``.
-        base: ``evaluate(gt, results)["metrics"]`` if already computed.
+        base: ``evaluate(gt, results)`` (the record) if already computed.
+        evaluator: see :func:`posefix_bench.evaluation.coco_eval.evaluate`. The ground truth is indexed once for
+            all evaluations (the evaluator keeps it per dataset); only the corrected detections change.
 
-    Returns ``{name: {"keypoints": corrected count, "AP": ..., "delta_AP": ..., "metrics": {...}}}`` for
-    jitter, inversion, swap, miss, absent and all.
+    Returns ``{name: {"keypoints": corrected count, "AP": ..., "delta_AP": ..., "metrics": {...}, "evaluator"}}``
+    for jitter, inversion, swap, miss, absent and all (``evaluator``: the backend that computed ``metrics``).
     """
     if base is None:
-        base = evaluate(gt, results, table.absent_policy)["metrics"]
+        base = evaluate(gt, results, table.absent_policy, evaluator=evaluator)
     out = {}
     for name, codes in progress(AP_IMPACT_CLASSES.items(), total=len(AP_IMPACT_CLASSES), desc="AP impact"):
         select = np.isin(table.cls, codes)
-        metrics = base  # nothing to correct: the same results, the same AP
+        rec = base  # nothing to correct: the same results, the same AP
         if select.any():
-            metrics = evaluate(gt, corrected_results(results, table, select), table.absent_policy)["metrics"]
-        delta = None if metrics["AP"] is None or base["AP"] is None else metrics["AP"] - base["AP"]
-        out[name] = {"keypoints": int(select.sum()), "AP": metrics["AP"], "delta_AP": delta, "metrics": metrics}
+            rec = evaluate(gt, corrected_results(results, table, select), table.absent_policy, evaluator=evaluator)
+        metrics, ap0 = rec["metrics"], base["metrics"]["AP"]
+        delta = None if metrics["AP"] is None or ap0 is None else metrics["AP"] - ap0
+        out[name] = {"keypoints": int(select.sum()), "AP": metrics["AP"], "delta_AP": delta, "metrics": metrics,
+                     "evaluator": rec["evaluator"]}
     return out
 
 
@@ -520,17 +525,19 @@ def transitions(before: KeypointTable, after: KeypointTable, conf_bins: Sequence
 
 
 # -- the diagnosis record ------------------------------------------------------------------------------------------
-def _diagnose_one(gt, results, table, edges, ap_impact, timings, progress) -> dict:
+def _diagnose_one(gt, results, table, edges, ap_impact, timings, progress, evaluator) -> dict:
     t0 = time.perf_counter()
     rec = summarize(table, edges)
     timings["summarize_s"] = timings.get("summarize_s", 0.0) + time.perf_counter() - t0
     t0 = time.perf_counter()
-    rec["ap"] = evaluate(gt, results, table.absent_policy)["metrics"]
+    base = evaluate(gt, results, table.absent_policy, evaluator=evaluator)
+    rec["ap"] = base["metrics"]
+    rec["evaluator"], rec["evaluator_fallback"] = base["evaluator"], base["evaluator_fallback"]
     timings["evaluate_s"] = timings.get("evaluate_s", 0.0) + time.perf_counter() - t0
     rec["ap_impact"] = None
     if ap_impact:
         t0 = time.perf_counter()
-        rec["ap_impact"] = measure_ap_impact(gt, results, table, rec["ap"], progress)
+        rec["ap_impact"] = measure_ap_impact(gt, results, table, base, progress, evaluator)
         timings["ap_impact_s"] = timings.get("ap_impact_s", 0.0) + time.perf_counter() - t0
     rec["untrained"] = any(bool(r.get("untrained", False)) for r in results)
     return rec
@@ -553,14 +560,17 @@ def diagnose(
     oks_thr: float = MATCH_OKS,
     timings: dict | None = None,
     progress: Progress = no_progress,
+    evaluator: str = DEFAULT_EVALUATOR,
 ) -> dict:
     """The diagnosis record (``diagnosis.json``) of validated results, optionally with their refined version.
 
     Top level: ``format``, ``schema`` (name, keypoints, groups), ``classes``, ``absent_policy``, ``oks_thr``,
     ``max_dets``, ``conf_bins`` (edges) and ``conf_bin_labels``, then the results' own record: the counts and
     breakdowns of :func:`summarize`, ``ap`` (``evaluate(...)["metrics"]``, what ``posefix-bench evaluate``
-    reports), ``ap_impact`` (:func:`measure_ap_impact`, None when ``ap_impact`` is False) and ``untrained`` (a
-    record says ``"untrained": true``). With ``refined``: ``refined`` (the same record for the refined results),
+    reports), ``evaluator`` and ``evaluator_fallback`` (the backend that computed ``ap`` and why ``auto`` fell back to
+    pycocotools; ``evaluator`` is :func:`~posefix_bench.evaluation.coco_eval.evaluate`'s option), ``ap_impact``
+    (:func:`measure_ap_impact`, None when ``ap_impact`` is False) and ``untrained`` (a record says
+    ``"untrained": true``). With ``refined``: ``refined`` (the same record for the refined results),
     ``transitions`` (:func:`transitions`) and ``ap_change`` ({metric: {before, after, delta}}).
 
     ``timings``, when given, receives the seconds spent in classify, summarize, evaluate and AP impact (kept out of
@@ -583,10 +593,10 @@ def diagnose(
         "conf_bin_labels": conf_bin_labels(edges),
     }
     before = _timed_classify(gt, results, absent_policy, oks_thr, timings)
-    rec.update(_diagnose_one(gt, results, before, edges, ap_impact, timings, progress))
+    rec.update(_diagnose_one(gt, results, before, edges, ap_impact, timings, progress, evaluator))
     if refined is not None:
         after = _timed_classify(gt, refined, absent_policy, oks_thr, timings)
-        rec["refined"] = _diagnose_one(gt, refined, after, edges, ap_impact, timings, progress)
+        rec["refined"] = _diagnose_one(gt, refined, after, edges, ap_impact, timings, progress, evaluator)
         rec["transitions"] = transitions(before, after, edges)
         rec["ap_change"] = {
             k: {"before": rec["ap"][k], "after": rec["refined"]["ap"][k],
