@@ -567,10 +567,9 @@ def diagnose(
     Top level: ``format``, ``schema`` (name, keypoints, groups), ``classes``, ``absent_policy``, ``oks_thr``,
     ``max_dets``, ``conf_bins`` (edges) and ``conf_bin_labels``, then the results' own record: the counts and
     breakdowns of :func:`summarize`, ``ap`` (``evaluate(...)["metrics"]``, what ``posefix-bench evaluate``
-    reports), ``evaluator`` and ``evaluator_fallback`` (the backend that computed ``ap`` and why ``auto`` fell back to
-    pycocotools; ``evaluator`` is :func:`~posefix_bench.evaluation.coco_eval.evaluate`'s option), ``ap_impact``
-    (:func:`measure_ap_impact`, None when ``ap_impact`` is False) and ``untrained`` (a record says
-    ``"untrained": true``). With ``refined``: ``refined`` (the same record for the refined results),
+    reports), ``evaluator`` and ``evaluator_fallback`` (the backend that computed ``ap``, and why the ``evaluator``
+    option ``auto`` fell back to pycocotools or None), ``ap_impact`` (:func:`measure_ap_impact`, None when
+    ``ap_impact`` is False) and ``untrained`` (a record says ``"untrained": true``). With ``refined``: ``refined`` (the same record for the refined results),
     ``transitions`` (:func:`transitions`) and ``ap_change`` ({metric: {before, after, delta}}).
 
     ``timings``, when given, receives the seconds spent in classify, summarize, evaluate and AP impact (kept out of

@@ -180,6 +180,8 @@ def unsupported(gt: CocoDataset, results: Sequence[dict], keypoints: np.ndarray,
         return g.problem
     if not results:
         return None
+    if any(r["category_id"] != gt.category_id for r in results):
+        return "detections of another category"  # validated results never have them
     first = results[0]
     if "caption" in first or (("bbox" not in first or first["bbox"] == []) and "segmentation" in first):
         return "detections carry a caption or segmentation (pycocotools' loadRes reads their area from it)"
@@ -217,35 +219,31 @@ def hotcoco_stats(
     image_ids: Sequence[int],
     person_ids: frozenset | None,
 ) -> np.ndarray:
-    """``COCOeval.stats`` by hotcoco (check :func:`unsupported` first).
+    """``COCOeval.stats`` by hotcoco (check :func:`unsupported` first). Detections are numbered 1..N in record
+    order, as ``loadRes`` numbers them (ties in score keep that order in both evaluators).
 
     Args:
-        results: validated records (N); keypoints: (N, K, 3) theirs.
+        results: validated records (N), all of the ground truth's keypoint category; keypoints: (N, K, 3) theirs.
         absent: (N, K) bool keypoints that count as not predicted (KS 0), or None.
         areas: (N,) detection areas (:func:`loadres_areas`, or the absent policy's).
         image_ids: the images to evaluate; person_ids: the person subset (others are ignore regions) or None.
     """
     import hotcoco
 
-    g = _ground_truth(gt)
     cat = gt.category_id
-    keep = np.asarray([r["category_id"] == cat for r in results], dtype=bool)
-    if not keep.any():
-        return np.full(10, -1.0)
-    rows = np.flatnonzero(keep)
-    if absent is not None and absent[rows].any():
-        kp = keypoints[rows].copy()
-        kp[..., :2][absent[rows]] = FAR
-        kp_lists = kp.reshape(len(rows), -1).tolist()
+    if absent is not None and absent.any():
+        kp = keypoints.copy()
+        kp[..., :2][absent] = FAR
+        kp_lists = kp.reshape(len(results), -1).tolist()
     else:
-        kp_lists = [results[i]["keypoints"] for i in rows]
-    dets = [{"image_id": results[i]["image_id"], "category_id": cat, "keypoints": kp, "score": results[i]["score"]}
-            for i, kp in zip(rows, kp_lists)]
-    coco_gt = g.index(person_ids)
+        kp_lists = [r["keypoints"] for r in results]
+    dets = [{"image_id": r["image_id"], "category_id": cat, "keypoints": kp, "score": r["score"]}
+            for r, kp in zip(results, kp_lists)]
+    coco_gt = _ground_truth(gt).index(person_ids)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # hotcoco warns that custom sigmas are not COCO's: they are the schema's
         coco_dt = coco_gt.load_res(dets)
-        coco_dt.update_anns(ids=np.arange(1, len(dets) + 1), area=np.asarray(areas, dtype=np.float64)[rows])
+        coco_dt.update_anns(ids=np.arange(1, len(dets) + 1), area=np.asarray(areas, dtype=np.float64))
         ev = hotcoco.COCOeval(coco_gt, coco_dt, "keypoints")
         ev.params.img_ids = [int(i) for i in image_ids]
         ev.params.cat_ids = [cat]

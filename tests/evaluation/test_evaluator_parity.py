@@ -76,6 +76,20 @@ def test_person_and_image_subsets(val_gt, seed):
     assert (both(val_gt, results, image_ids=no_detections) <= 0).all()  # 0 with persons to find, else -1
 
 
+def test_images_without_persons(val_gt_path, tmp_path):
+    """Detections on images that have no annotation at all are false positives in both evaluators."""
+    data = json.loads(val_gt_path.read_text())
+    data["images"] += [dict(data["images"][0], id=10**9 + i) for i in range(3)]
+    path = tmp_path / "with_empty_images.json"
+    path.write_text(json.dumps(data))
+    gt = CocoDataset(path)
+    results = varied_results(gt, 8)
+    assert {10**9, 10**9 + 1, 10**9 + 2} & {r["image_id"] for r in results}
+    with_fp = both(gt, results, absent_policy="pycocotools")
+    without = both(gt, [r for r in results if r["image_id"] < 10**9], absent_policy="pycocotools")
+    assert with_fp[0] < without[0]
+
+
 def test_the_cached_index_gives_fresh_numbers(val_gt):
     """The ground truth is indexed once per dataset and per subset; evaluations after others are unaffected."""
     a, b = varied_results(val_gt, 20), varied_results(val_gt, 21)
