@@ -441,23 +441,18 @@ def measure_ap_impact(
     Args:
         table: ``classify(gt, results)``.
         base: ``evaluate(gt, results)`` (the record) if already computed.
-        evaluator: see :func:`posefix_bench.evaluation.coco_eval.evaluate`. The ground truth is indexed once for
-            all evaluations (the evaluator keeps it per dataset); only the corrected detections change.
+        evaluator: see :func:`~posefix_bench.evaluation.coco_eval.evaluate` (it indexes the ground truth once).
 
-    Returns ``{name: {"keypoints": corrected count, "AP": ..., "delta_AP": ..., "metrics": {...}, "evaluator"}}``
-    for jitter, inversion, swap, miss, absent and all (``evaluator``: the backend that computed ``metrics``).
+    Returns ``{name: {"keypoints" (corrected), "AP", "delta_AP", "metrics", "evaluator" (backend)}}`` per class.
     """
-    if base is None:
-        base = evaluate(gt, results, table.absent_policy, evaluator=evaluator)
-    out = {}
+    run = lambda res: evaluate(gt, res, table.absent_policy, evaluator=evaluator)  # noqa: E731
+    base, out = base or run(results), {}
     for name, codes in progress(AP_IMPACT_CLASSES.items(), total=len(AP_IMPACT_CLASSES), desc="AP impact"):
         select = np.isin(table.cls, codes)
-        rec = base  # nothing to correct: the same results, the same AP
-        if select.any():
-            rec = evaluate(gt, corrected_results(results, table, select), table.absent_policy, evaluator=evaluator)
-        metrics, ap0 = rec["metrics"], base["metrics"]["AP"]
-        delta = None if metrics["AP"] is None or ap0 is None else metrics["AP"] - ap0
-        out[name] = {"keypoints": int(select.sum()), "AP": metrics["AP"], "delta_AP": delta, "metrics": metrics,
+        rec = run(corrected_results(results, table, select)) if select.any() else base  # none: the same AP
+        m, ap0 = rec["metrics"], base["metrics"]["AP"]
+        delta = None if m["AP"] is None or ap0 is None else m["AP"] - ap0
+        out[name] = {"keypoints": int(select.sum()), "AP": m["AP"], "delta_AP": delta, "metrics": m,
                      "evaluator": rec["evaluator"]}
     return out
 
@@ -531,8 +526,7 @@ def _diagnose_one(gt, results, table, edges, ap_impact, timings, progress, evalu
     timings["summarize_s"] = timings.get("summarize_s", 0.0) + time.perf_counter() - t0
     t0 = time.perf_counter()
     base = evaluate(gt, results, table.absent_policy, evaluator=evaluator)
-    rec["ap"] = base["metrics"]
-    rec["evaluator"], rec["evaluator_fallback"] = base["evaluator"], base["evaluator_fallback"]
+    rec.update(ap=base["metrics"], evaluator=base["evaluator"], evaluator_fallback=base["evaluator_fallback"])
     timings["evaluate_s"] = timings.get("evaluate_s", 0.0) + time.perf_counter() - t0
     rec["ap_impact"] = None
     if ap_impact:
@@ -567,9 +561,9 @@ def diagnose(
     Top level: ``format``, ``schema`` (name, keypoints, groups), ``classes``, ``absent_policy``, ``oks_thr``,
     ``max_dets``, ``conf_bins`` (edges) and ``conf_bin_labels``, then the results' own record: the counts and
     breakdowns of :func:`summarize`, ``ap`` (``evaluate(...)["metrics"]``, what ``posefix-bench evaluate``
-    reports), ``evaluator`` and ``evaluator_fallback`` (the backend that computed ``ap``, and why the ``evaluator``
-    option ``auto`` fell back to pycocotools or None), ``ap_impact`` (:func:`measure_ap_impact`, None when
-    ``ap_impact`` is False) and ``untrained`` (a record says ``"untrained": true``). With ``refined``: ``refined`` (the same record for the refined results),
+    reports), ``evaluator`` / ``evaluator_fallback`` (who computed ``ap``; why ``auto`` fell back, or None),
+    ``ap_impact`` (:func:`measure_ap_impact`, None when ``ap_impact`` is False) and ``untrained`` (a record says
+    ``"untrained": true``). With ``refined``: ``refined`` (the same record for the refined results),
     ``transitions`` (:func:`transitions`) and ``ap_change`` ({metric: {before, after, delta}}).
 
     ``timings``, when given, receives the seconds spent in classify, summarize, evaluate and AP impact (kept out of
