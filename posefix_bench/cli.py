@@ -1,7 +1,9 @@
 """The ``posefix-bench`` command line.
 
 Each command is a module in :mod:`posefix_bench.commands` exposing ``HELP`` (one line), ``add_arguments(parser)``
-and ``run(args) -> int``. Command modules import their heavy dependencies inside ``run`` so ``--help`` is fast.
+and ``run(args) -> int``. Command modules import their heavy dependencies (torch, matplotlib, mmpose, cv2) inside
+``run``, and only the command being run is imported (``tests/test_cli_imports.py`` checks both), so ``--help`` and
+light commands (evaluate, diagnose --no-plots) start without them.
 A :class:`~posefix_bench.errors.PosefixError` becomes one line on stderr and exit status 2; nothing else here
 catches exceptions, so a bug still shows its traceback.
 """
@@ -31,7 +33,8 @@ def _command_modules() -> list[str]:
     return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``command``, only that command's module is imported (the others are listed bare)."""
     parser = argparse.ArgumentParser(
         prog="posefix-bench",
         description="Benchmark and ablation suite for PoseFix-style human pose refinement.",
@@ -39,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"posefix-bench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _command_modules():
+        if command is not None and name != command:
+            sub.add_parser(name)
+            continue
         mod = importlib.import_module(f"posefix_bench.commands.{name}")
         p = sub.add_parser(name, help=mod.HELP, description=(mod.__doc__ or mod.HELP).strip())
         mod.add_arguments(p)
@@ -50,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     # transparent huge pages for torch's CPU allocations (must be set before torch allocates): large heatmap and
     # activation buffers otherwise pay more in page faults than in compute (measured in engine/throughput.py)
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the top-level parser has no options that take a value: a leading non-option word is the command
+    command = argv[0] if argv and not argv[0].startswith("-") and argv[0] in _command_modules() else None
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except PosefixError as e:

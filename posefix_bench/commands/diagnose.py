@@ -7,16 +7,21 @@ down per keypoint, body-part group, visibility flag, estimator-confidence bin an
 after correcting each error type. With --refined (the refiner's output, one-to-one with --results), the same for
 the refined results plus the transition table (what refinement fixed and what it broke) and AP before/after.
 
-Writes DIR/diagnosis.json (with the inputs' data warnings under ``warnings``, :mod:`posefix_bench.structures.checks`)
-and the plots error_types.png, ap_impact.png, keypoint_errors.png and confidence_bins.png.
+Writes DIR/diagnosis.json first (with the inputs' data warnings under ``warnings``,
+:mod:`posefix_bench.structures.checks`), then the plots error_types.png, ap_impact.png, keypoint_errors.png and
+confidence_bins.png (--no-plots: the numbers only, without loading matplotlib). The AP evaluations use --evaluator
+(see ``posefix-bench evaluate``); the record names the backend that computed each AP.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from posefix_bench.commands import _checks
+from posefix_bench.commands.evaluate import EVALUATOR_HELP
+from posefix_bench.evaluation.coco_eval import DEFAULT_EVALUATOR, EVALUATORS
 
 HELP = "which keypoint errors results make (jitter/inversion/swap/miss) and what a refiner fixed or broke"
 
@@ -34,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: %(default)s)")
     p.add_argument("--no-ap-impact", action="store_true", help="skip the AP-impact evaluations (faster)")
     p.add_argument("--no-plots", action="store_true", help="write diagnosis.json only")
+    p.add_argument("--evaluator", choices=EVALUATORS, default=DEFAULT_EVALUATOR, help=EVALUATOR_HELP)
 
 
 def parse_conf_bins(text: str) -> tuple[float, ...]:
@@ -66,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
 
     from posefix_bench.evaluation.diagnosis import check_pairing, diagnose
     from posefix_bench.progress import tqdm_progress
-    from posefix_bench.reporting.diagnosis_plots import diagnosis_figures, write_diagnosis_plots
     from posefix_bench.structures.io import atomic_write_json
 
     if refined is not None:
@@ -75,18 +80,24 @@ def run(args: argparse.Namespace) -> int:
     warnings = _checks.print_warnings("diagnose", found)
     timings: dict = {}
     diag = diagnose(gt, results, refined, absent_policy=args.absent_policy, conf_bins=edges,
-                    ap_impact=not args.no_ap_impact, timings=timings, progress=tqdm_progress)
+                    ap_impact=not args.no_ap_impact, timings=timings, progress=tqdm_progress,
+                    evaluator=args.evaluator)
     diag["inputs"] = {"gt": str(args.gt), "results": str(args.results),
                       "refined": None if args.refined is None else str(args.refined)}
     diag["warnings"] = warning_records(warnings)
-    figures = {} if args.no_plots else diagnosis_figures(diag)  # everything computed before anything is written
-    paths = [atomic_write_json(args.out / "diagnosis.json", diag)]
-    paths += write_diagnosis_plots(diag, args.out, figures) if figures else []
+    # the numbers first (atomically), then the plots: a plotting failure or an interrupt leaves a complete record
+    path = atomic_write_json(args.out / "diagnosis.json", diag)
     print(summary_text(diag, timings))
     if warnings:
         print(f"{len(warnings)} data warning(s) above (recorded in diagnosis.json): these numbers are skewed by them")
-    for path in paths:
-        print(f"wrote {path}")
+    print(f"wrote {path}", flush=True)
+    if not args.no_plots:
+        from posefix_bench.reporting.diagnosis_plots import diagnosis_figures, write_diagnosis_plots
+
+        t0 = time.perf_counter()
+        for path in write_diagnosis_plots(diag, args.out, diagnosis_figures(diag)):
+            print(f"wrote {path}")
+        print(f"time: plots {time.perf_counter() - t0:.2f} s")
     return 0
 
 
@@ -110,5 +121,7 @@ def summary_text(diag: dict, timings: dict) -> str:
         t = diag["transitions"]
         lines.append(f"refinement: fixed {t['fixed_total']}, broke {t['broken']['broken']} of {t['keypoints']} "
                      f"keypoints ({t['excluded']['detections']} detections excluded: their match changed)")
+    fallback = diag.get("evaluator_fallback")
+    lines.append(f"AP computed by {diag['evaluator']}" + (f" (auto fell back: {fallback})" if fallback else ""))
     lines.append("time: " + ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in timings.items()))
     return "\n".join(lines)

@@ -49,7 +49,7 @@ from posefix_bench.codecs.taxonomy import (
     ABSENT, CLASSES, ERROR_TYPES, GOOD, TAXONOMY, candidate_ks, classify_ks, labelled_counts, overlap_counts,
 )
 from posefix_bench.errors import PosefixError
-from posefix_bench.evaluation.coco_eval import METRIC_KEYS, evaluate
+from posefix_bench.evaluation.coco_eval import DEFAULT_EVALUATOR, METRIC_KEYS, evaluate
 from posefix_bench.progress import Progress, no_progress
 from posefix_bench.structures.coco import CocoDataset
 from posefix_bench.structures.results import DEFAULT_ABSENT_POLICY, absent_mask, results_to_arrays
@@ -412,26 +412,26 @@ def measure_ap_impact(
     table: KeypointTable,
     base: dict | None = None,
     progress: Progress = no_progress,
+    evaluator: str = DEFAULT_EVALUATOR,
 ) -> dict:
     """COCO AP after correcting each class of :data:`AP_IMPACT_CLASSES` in isolation (R&P Sec. 4.1).
 
     Args:
         table: ``classify(gt, results)``.
-        base: ``evaluate(gt, results)["metrics"]`` if already computed.
+        base: ``evaluate(gt, results)`` (the record) if already computed.
+        evaluator: see :func:`~posefix_bench.evaluation.coco_eval.evaluate` (it indexes the ground truth once).
 
-    Returns ``{name: {"keypoints": corrected count, "AP": ..., "delta_AP": ..., "metrics": {...}}}`` for
-    jitter, inversion, swap, miss, absent and all.
+    Returns ``{name: {"keypoints" (corrected), "AP", "delta_AP", "metrics", "evaluator" (backend)}}`` per class.
     """
-    if base is None:
-        base = evaluate(gt, results, table.absent_policy)["metrics"]
-    out = {}
+    run = lambda res: evaluate(gt, res, table.absent_policy, evaluator=evaluator)  # noqa: E731
+    base, out = base or run(results), {}
     for name, codes in progress(AP_IMPACT_CLASSES.items(), total=len(AP_IMPACT_CLASSES), desc="AP impact"):
         select = np.isin(table.cls, codes)
-        metrics = base  # nothing to correct: the same results, the same AP
-        if select.any():
-            metrics = evaluate(gt, corrected_results(results, table, select), table.absent_policy)["metrics"]
-        delta = None if metrics["AP"] is None or base["AP"] is None else metrics["AP"] - base["AP"]
-        out[name] = {"keypoints": int(select.sum()), "AP": metrics["AP"], "delta_AP": delta, "metrics": metrics}
+        rec = run(corrected_results(results, table, select)) if select.any() else base  # none: the same AP
+        m, ap0 = rec["metrics"], base["metrics"]["AP"]
+        delta = None if m["AP"] is None or ap0 is None else m["AP"] - ap0
+        out[name] = {"keypoints": int(select.sum()), "AP": m["AP"], "delta_AP": delta, "metrics": m,
+                     "evaluator": rec["evaluator"]}
     return out
 
 
@@ -498,17 +498,18 @@ def transitions(before: KeypointTable, after: KeypointTable, conf_bins: Sequence
 
 
 # -- the diagnosis record ------------------------------------------------------------------------------------------
-def _diagnose_one(gt, results, table, edges, ap_impact, timings, progress) -> dict:
+def _diagnose_one(gt, results, table, edges, ap_impact, timings, progress, evaluator) -> dict:
     t0 = time.perf_counter()
     rec = summarize(table, edges)
     timings["summarize_s"] = timings.get("summarize_s", 0.0) + time.perf_counter() - t0
     t0 = time.perf_counter()
-    rec["ap"] = evaluate(gt, results, table.absent_policy)["metrics"]
+    base = evaluate(gt, results, table.absent_policy, evaluator=evaluator)
+    rec.update(ap=base["metrics"], evaluator=base["evaluator"], evaluator_fallback=base["evaluator_fallback"])
     timings["evaluate_s"] = timings.get("evaluate_s", 0.0) + time.perf_counter() - t0
     rec["ap_impact"] = None
     if ap_impact:
         t0 = time.perf_counter()
-        rec["ap_impact"] = measure_ap_impact(gt, results, table, rec["ap"], progress)
+        rec["ap_impact"] = measure_ap_impact(gt, results, table, base, progress, evaluator)
         timings["ap_impact_s"] = timings.get("ap_impact_s", 0.0) + time.perf_counter() - t0
     rec["untrained"] = any(bool(r.get("untrained", False)) for r in results)
     return rec
@@ -532,14 +533,16 @@ def diagnose(
     timings: dict | None = None,
     progress: Progress = no_progress,
     tables: dict | None = None,
+    evaluator: str = DEFAULT_EVALUATOR,
 ) -> dict:
     """The diagnosis record (``diagnosis.json``) of validated results, optionally with their refined version.
 
     Top level: ``format``, ``schema`` (name, keypoints, groups), ``classes``, ``absent_policy``, ``oks_thr``,
     ``max_dets``, ``conf_bins`` (edges) and ``conf_bin_labels``, then the results' own record: the counts and
     breakdowns of :func:`summarize`, ``ap`` (``evaluate(...)["metrics"]``, what ``posefix-bench evaluate``
-    reports), ``ap_impact`` (:func:`measure_ap_impact`, None when ``ap_impact`` is False) and ``untrained`` (a
-    record says ``"untrained": true``). With ``refined``: ``refined`` (the same record for the refined results),
+    reports), ``evaluator`` / ``evaluator_fallback`` (who computed ``ap``; why ``auto`` fell back, or None),
+    ``ap_impact`` (:func:`measure_ap_impact`, None when ``ap_impact`` is False) and ``untrained`` (a record says
+    ``"untrained": true``). With ``refined``: ``refined`` (the same record for the refined results),
     ``transitions`` (:func:`transitions`) and ``ap_change`` ({metric: {before, after, delta}}).
     ``taxonomy`` names the classification rule (:data:`posefix_bench.codecs.taxonomy.TAXONOMY`).
 
@@ -566,14 +569,14 @@ def diagnose(
         "conf_bin_labels": conf_bin_labels(edges),
     }
     before = _timed_classify(gt, results, absent_policy, oks_thr, timings)
-    rec.update(_diagnose_one(gt, results, before, edges, ap_impact, timings, progress))
+    rec.update(_diagnose_one(gt, results, before, edges, ap_impact, timings, progress, evaluator))
     if tables is not None:
         tables["before"] = before
     if refined is not None:
         after = _timed_classify(gt, refined, absent_policy, oks_thr, timings)
         if tables is not None:
             tables["after"] = after
-        rec["refined"] = _diagnose_one(gt, refined, after, edges, ap_impact, timings, progress)
+        rec["refined"] = _diagnose_one(gt, refined, after, edges, ap_impact, timings, progress, evaluator)
         rec["transitions"] = transitions(before, after, edges)
         rec["ap_change"] = {
             k: {"before": rec["ap"][k], "after": rec["refined"]["ap"][k],

@@ -80,6 +80,9 @@ def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
+_JSON_NUMBERS = {int, float}  # what JSON numbers parse to; both pass _is_num
+
+
 def _is_num(v) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
@@ -130,7 +133,7 @@ def validate_results(
             raise PosefixError(
                 f"{src}: result {i} has {len(kps)} keypoint values, expected {expected} ({k} keypoints x 3)"
             )
-        if not all(_is_num(v) for v in kps):
+        if not set(map(type, kps)) <= _JSON_NUMBERS and not all(_is_num(v) for v in kps):  # fast path first
             raise PosefixError(f"{src}: result {i} has a non-numeric keypoint value")
         score = r["score"]
         if not _is_num(score):
@@ -142,7 +145,7 @@ def validate_results(
         rec = dict(r)
         rec["image_id"] = int(r["image_id"])
         rec["category_id"] = int(r["category_id"])
-        rec["keypoints"] = [float(v) for v in kps]
+        rec["keypoints"] = list(map(float, kps))
         rec["score"] = float(score)
         out.append(rec)
     flat = np.asarray([r["keypoints"] for r in out], dtype=np.float64)
