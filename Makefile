@@ -18,7 +18,7 @@ COCO_ROOT ?=
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-fast bench bench-throughput throughput clean-venv
+.PHONY: help setup test test-fast bench bench-throughput throughput scale clean-venv
 
 help:
 	@echo "make setup             create .venv/ from uv.lock (cold: builds mmcv once, then reuses the uv cache)"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench PROFILE=coco-mini | PROFILE=coco COCO_ROOT=/data/coco"
 	@echo "make bench-throughput  setup + pytest-benchmark throughput tests"
 	@echo "make throughput        setup + posefix-bench throughput -> reports/throughput/"
+	@echo "make scale             setup + bench stages at up to COCO-val scale (25k persons) -> reports/scale/"
 
 setup: $(STAMP)
 
@@ -57,6 +58,9 @@ bench-throughput: $(STAMP)
 
 throughput: $(STAMP)
 	$(CLI) throughput --out reports/throughput
+
+scale: $(STAMP)
+	$(CLI) scale --out reports/scale
 
 clean-venv:
 	rm -rf $(VENV)

@@ -16,6 +16,14 @@ profile = dict(
     ],
     seeds=[0],
     train_launcher=dict(nproc_per_node=8),
+    # Slurm resources per job kind for `bench --executor slurm` (posefix_bench/bench/executors.py): a training is one
+    # job of 8 GPUs running torchrun with one process per GPU. Every value can be overridden on the command line
+    # (--slurm-partition P, --slurm train.gpus=4, --slurm mem_gb=64); no partition here: the cluster's default.
+    slurm=dict(
+        train=dict(gpus=8, cpus_per_task=64, mem_gb=480, timeout_min=72 * 60),
+        predict=dict(gpus=1, cpus_per_task=8, mem_gb=64, timeout_min=4 * 60),
+        evaluate=dict(gpus=1, cpus_per_task=8, mem_gb=64, timeout_min=4 * 60),
+    ),
     refine=dict(batch_size=64, precision='auto'),
     fps=dict(batches=[1, 64], precisions='auto', threads=8),
     default_ablation='r50_256x192_paper_lb-off_posefix',

@@ -36,3 +36,26 @@ def test_bad_inputs(tmp_path, val_gt):
     p.write_text("[1, 2]")
     with pytest.raises(PosefixError, match="expected a COCO annotation object"):
         CocoDataset(p)
+
+
+def test_loading_pauses_the_garbage_collector_and_restores_it(val_gt_path, tmp_path):
+    import gc
+
+    from posefix_bench.errors import PosefixError
+    from posefix_bench.structures.coco import gc_paused
+
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    assert len(CocoDataset(val_gt_path)) > 0 and gc.isenabled()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": []}')
+    with pytest.raises(PosefixError):
+        CocoDataset(bad)
+    assert gc.isenabled()  # re-enabled after a failed load too
+    gc.disable()
+    try:
+        CocoDataset(val_gt_path)
+        assert not gc.isenabled()  # a caller's own setting is kept
+    finally:
+        gc.enable()
