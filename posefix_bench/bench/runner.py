@@ -15,23 +15,23 @@ For a profile (:mod:`posefix_bench.bench.profile`) it
 and returns a :class:`~posefix_bench.record.schema.BenchRecord` that :mod:`posefix_bench.reporting` renders. The
 steps themselves, and their cache, are :mod:`posefix_bench.bench.steps`.
 
-Independent steps (trainings, refine-and-analyse of one trained refiner, source baselines) run in a pool of ``jobs``
-worker processes (spawn start method: never fork a process that holds torch's thread pools) with ``threads`` torch
-threads each: on a 2-core machine two single-threaded trainings give about twice the samples/s of one two-threaded
-training. This is job-level parallelism of independent bench steps; scaling *one* training out over processes or
-GPUs is torchrun's job (:mod:`posefix_bench.engine.distributed`).
+Independent steps (trainings, source predictions, refine-and-analyse of one trained refiner, source baselines) go
+through an executor (:mod:`posefix_bench.bench.executors`) phase by phase, each phase submitted after the one it
+depends on: locally a pool of ``jobs`` worker processes with ``threads`` torch threads each (on a 2-core machine two
+single-threaded trainings give about twice the samples/s of one two-threaded training), or one Slurm job per step.
+Every job works through the content-hash step cache, so where it ran does not matter and a partial run resumes.
+Scaling *one* training out over processes or GPUs is torchrun's job (:mod:`posefix_bench.engine.distributed`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import platform
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from posefix_bench.bench.executors import Executor, Job, LocalExecutor
 from posefix_bench.bench.profile import Ablation, Profile, ablation_factors, load_profile
 from posefix_bench.bench.steps import BenchSteps
 from posefix_bench.hashing import canonical_hash
@@ -57,24 +57,21 @@ class RunSpec:
     device: str = "cpu"
     jobs: int = 2
     threads: int = 1
-
-
-@dataclass(frozen=True)
-class Job:
-    """One independent step for the pool: a module-level function called as ``fn(spec, *args)``."""
-
-    fn: Callable
-    args: tuple
-    name: str
+    smoke: bool = False
 
 
 class BenchRunner:
-    """Runs one profile; see the module docstring."""
+    """Runs one profile; see the module docstring. Independent steps go through ``executor``
+    (:mod:`posefix_bench.bench.executors`; default: a local pool of ``spec.jobs`` workers)."""
 
-    def __init__(self, spec: RunSpec, progress: Progress = no_progress, log: Log = lambda line: None):
+    def __init__(self, spec: RunSpec, progress: Progress = no_progress, log: Log = lambda line: None,
+                 executor: Executor | None = None):
         self.spec = spec
         self.profile: Profile = load_profile(spec.profile, list(spec.only) if spec.only else None)
-        self.steps = BenchSteps(self.profile, spec.cache_root, spec.coco_root, spec.device, spec.threads, progress)
+        self.steps = BenchSteps(self.profile, spec.cache_root, spec.coco_root, spec.device, spec.threads, progress,
+                                smoke=spec.smoke)
+        _WORKER[spec] = self.steps  # jobs run in this process reuse these steps (and their progress bars)
+        self.executor = executor or LocalExecutor(spec.jobs, spec.threads, progress, log)
         self.progress = progress
         self.log = log
 
@@ -89,36 +86,41 @@ class BenchRunner:
             t = time.perf_counter()
 
         steps, profile = self.steps, self.profile
+        self.environment = environment_record(self.spec, self.executor)  # before any work loads the machine
+        self.log(self.environment["peaks"].get("sentence", ""))
         data = steps.data()
         self.log(f"data: {data.description}")
         lap("data")
         needs_training = [s for s in profile.sources if s.get("type") == "mmpose-trained"]
-        sources = {s["name"]: steps.predict(s) for s in profile.sources if s not in needs_training}
-        lap("sources")
-
+        simple = [s for s in profile.sources if s not in needs_training]
         measured = [a for a in profile.ablations if a.measured_source]
-        first = [Job(_job_estimator, (s["name"],), f"train estimator {s['name']}") for s in needs_training]
-        first += [Job(_job_train, (a.name, seed), f"train {a.name} seed {seed}") for a in profile.ablations
-                  if not a.measured_source for seed in a.seeds]
-        self._pool(first, "train estimators and refiners")
-        lap("training")
+        first = [Job(_job_estimator, (self.spec, s["name"]), "train", f"train estimator {s['name']}")
+                 for s in needs_training]
+        first += [self._train_job(a, seed) for a in profile.ablations if not a.measured_source for seed in a.seeds]
+        first += [Job(_job_predict, (self.spec, s["name"]), "predict", f"predict {s['name']}") for s in simple]
+        done = self.executor.run(first, "train estimators and refiners, run sources")
+        sources = {s["name"]: rec for s, rec in zip(simple, done[len(first) - len(simple):])}
+        lap("training and sources")
 
-        for s in needs_training:
-            sources[s["name"]] = steps.predict(s)
-        for name in dict.fromkeys(a.measured_source for a in measured):
-            steps.error_profile(name)
+        second = [Job(_job_predict, (self.spec, s["name"]), "predict", f"predict {s['name']}") for s in needs_training]
+        profiled = list(dict.fromkeys(a.measured_source for a in measured))
+        second += [Job(_job_profile, (self.spec, name), "predict", f"error profile of {name}") for name in profiled]
+        done = self.executor.run(second, "estimator predictions and error profiles")
+        sources.update({s["name"]: rec for s, rec in zip(needs_training, done)})
         ordered = [sources[s["name"]] for s in profile.sources]
-        lap("estimator predictions and profiles")
+        self.executor.run([self._train_job(a, seed) for a in measured for seed in a.seeds],
+                          "train on measured error profiles")
+        lap("estimator predictions, profiles, trainings on them")
 
-        pairs = [(a, seed) for a in measured for seed in a.seeds]
-        pairs += [(a, seed) for a in profile.ablations if not a.measured_source for seed in a.seeds]
-        jobs = [Job(_job_evaluate, (a.name, seed, ordered), f"refine + analyse {a.name} seed {seed}")
+        pairs = [(a, seed) for a in profile.ablations for seed in a.seeds]
+        jobs = [Job(_job_evaluate, (self.spec, a.name, seed, ordered), "evaluate", f"refine + analyse {a.name} s{seed}")
                 for a, seed in pairs]
         curve_tags = set(profile.raw.get("learning_curve", {}).get("tags", ()))
         curves = [(a, seed) for a in profile.ablations if curve_tags & set(a.tags) for seed in a.seeds]
-        jobs += [Job(_job_curve, (a.name, seed, ordered), f"learning curve {a.name} seed {seed}") for a, seed in curves]
-        jobs += [Job(_job_baseline, (src,), f"analyse source {src['name']}") for src in ordered]
-        results = self._pool(jobs, "refine, evaluate, diagnose")
+        jobs += [Job(_job_curve, (self.spec, a.name, seed, ordered), "evaluate", f"learning curve {a.name} s{seed}")
+                 for a, seed in curves]
+        jobs += [Job(_job_baseline, (self.spec, src), "evaluate", f"analyse source {src['name']}") for src in ordered]
+        results = self.executor.run(jobs, "refine, evaluate, diagnose")
         lap("refine + evaluate + diagnose")
 
         runs_by = {(a.name, seed): runs for (a, seed), runs in zip(pairs, results)}
@@ -126,14 +128,11 @@ class BenchRunner:
         source_runs = [SourceRun(**src, baseline=base) for src, base in zip(ordered, results[len(pairs) + len(curves):])]
         names = [s.name for s in source_runs]
         k = data.val.schema.num_keypoints
-        fps_by_model: dict[str, dict] = {}
+        fps_by_model = self._fps({canonical_hash(a.config["model"]): dict(a.config["model"]) for a in profile.ablations},
+                                 k)
         ablations = []
         for a in profile.ablations:
-            model = dict(a.config["model"])
-            key = canonical_hash(model)
-            if key not in fps_by_model:
-                self.log(f"measure refiner FPS: {model.get('backbone')} {model.get('head')} {model.get('input_size')}")
-                fps_by_model[key] = steps.fps(model, k)
+            key = canonical_hash(a.config["model"])
             runs = [r for seed in a.seeds for r in runs_by[(a.name, seed)]]
             curve = learning_curve(runs, {seed: curve_by[(a.name, seed)] for seed in a.seeds
                                           if (a.name, seed) in curve_by})
@@ -146,7 +145,7 @@ class BenchRunner:
                           val_images=len(data.val), val_persons=sum(1 for _ in data.val.persons()),
                           val_occluded_persons=len(data.occluded_ids), schema=data.val.schema.name),
             sources=source_runs, ablations=ablations, comparisons=[dict(c) for c in profile.comparisons],
-            default_ablation=profile.default_ablation, environment=environment_record(self.spec),
+            default_ablation=profile.default_ablation, environment=self.environment,
             timings=dict(timings, total=time.perf_counter() - t_start), cache_root=str(self.steps.cache_root))
 
     def _ablation_result(self, a: Ablation, runs: list[Run], sources: list[str], fps: dict,
@@ -165,58 +164,46 @@ class BenchRunner:
         return AblationResult(name=a.name, config=config, seeds=list(a.seeds), tags=list(a.tags), factors=factors,
                               model=dict(a.config["model"]), mix=mix, runs=runs, metrics=metrics, fps=fps)
 
-    def _pool(self, jobs: list[Job], desc: str) -> list:
-        """Run the jobs on ``jobs`` worker processes (in this process with one job); results in job order."""
-        if not jobs:
-            return []
-        if self.spec.jobs <= 1:
-            import torch
+    def _train_job(self, a: Ablation, seed: int) -> Job:
+        """A training job, marked cached when its step is done (a resumed cluster run does not queue it)."""
+        step, _ = self.steps.train_step(a, seed)
+        return Job(_job_train, (self.spec, a.name, seed), "train", f"train {a.name} seed {seed}", cached=step.done)
 
-            torch.set_num_threads(self.spec.threads)
-            _WORKER[self.spec] = self.steps
-            return [j.fn(self.spec, *j.args) for j in self.progress(jobs, total=len(jobs), desc=desc)]
-        import multiprocessing as mp
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-        ctx = mp.get_context("spawn")  # never fork a process that holds torch's thread pools
-        with ProcessPoolExecutor(max_workers=self.spec.jobs, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(self.spec.threads,)) as pool:
-            futures = [pool.submit(j.fn, self.spec, *j.args) for j in jobs]
-            names = {f: j.name for f, j in zip(futures, jobs)}
-
-            def ticks():
-                pending = set(futures)
-                while pending:
-                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        if f.exception() is not None:
-                            for other in pending:
-                                other.cancel()
-                            raise f.exception()
-                        self.log(f"done: {names[f]}")
-                        yield None
-
-            for _ in self.progress(ticks(), total=len(jobs), desc=desc):
-                pass
-            return [f.result() for f in futures]
+    def _fps(self, models: dict[str, dict], k: int) -> dict[str, dict]:
+        """FPS once per distinct network: one after the other in this process with a local executor (nothing else
+        may run beside a timing), as jobs on the cluster's nodes otherwise."""
+        for m in models.values():
+            self.log(f"measure refiner FPS: {m.get('backbone')} {m.get('head')} {m.get('input_size')}")
+        if isinstance(self.executor, LocalExecutor):
+            return {key: self.steps.fps(m, k) for key, m in models.items()}
+        jobs = [Job(_job_fps, (self.spec, m, k), "evaluate", f"FPS {m.get('backbone')}") for m in models.values()]
+        return dict(zip(models, self.executor.run(jobs, "refiner FPS")))
 
 
-# -- worker side -------------------------------------------------------------------------------------------------
+# -- job side ----------------------------------------------------------------------------------------------------
 _WORKER: dict[RunSpec, BenchSteps] = {}
-
-
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def _steps(spec: RunSpec) -> BenchSteps:
     """This process's steps of a run (built once per worker process: the profile is parsed once)."""
     if spec not in _WORKER:
         profile = load_profile(spec.profile, list(spec.only) if spec.only else None)
-        _WORKER[spec] = BenchSteps(profile, spec.cache_root, spec.coco_root, spec.device, spec.threads)
+        _WORKER[spec] = BenchSteps(profile, spec.cache_root, spec.coco_root, spec.device, spec.threads,
+                                   smoke=spec.smoke)
     return _WORKER[spec]
+
+
+def _job_predict(spec: RunSpec, source_name: str) -> dict:
+    s = _steps(spec)
+    return s.predict(s.source_spec(source_name))
+
+
+def _job_profile(spec: RunSpec, source_name: str) -> str:
+    return str(_steps(spec).error_profile(source_name))
+
+
+def _job_fps(spec: RunSpec, model: dict, k: int) -> dict:
+    return _steps(spec).fps(model, k)
 
 
 def _job_estimator(spec: RunSpec, source_name: str) -> dict:
@@ -308,22 +295,20 @@ def profile_summary(path) -> dict:
             "fractions": {c: float(n / total) if total else None for c, n in zip(data["classes"], counts)}}
 
 
-def environment_record(spec: RunSpec) -> dict:
-    import torch
-
-    from posefix_bench import __version__
-    from posefix_bench.engine.throughput import environment
+def environment_record(spec: RunSpec, executor: Executor) -> dict:
+    """The machine (:func:`posefix_bench.engine.environment.environment`), how the steps ran, the fp32 matrix-multiply
+    peak measured at the start (the bench's times are quoted beside it: these machines differ by 2x from day to
+    day) and the precision evidence."""
+    from posefix_bench.engine.environment import environment
+    from posefix_bench.engine.fps import machine_peaks
 
     rec = environment(spec.device)
-    rec.update(posefix_bench=__version__, python=platform.python_version(), torch=torch.__version__,
-               numpy=np.__version__, jobs=spec.jobs, threads_per_job=spec.threads)
-    with contextlib.suppress(ImportError):
-        import mmpose
-
-        rec["mmpose"] = mmpose.__version__
+    rec.update(executor.describe(), jobs=spec.jobs, threads_per_job=spec.threads, smoke=spec.smoke)
+    rec["peaks"] = machine_peaks(spec.device, threads=max(spec.jobs * spec.threads, 1))
     return rec
 
 
-def run_bench(spec: RunSpec, progress: Progress = no_progress, log: Log = lambda line: None) -> BenchRecord:
+def run_bench(spec: RunSpec, progress: Progress = no_progress, log: Log = lambda line: None,
+              executor: Executor | None = None) -> BenchRecord:
     """Run a profile and return its record (see :class:`BenchRunner`)."""
-    return BenchRunner(spec, progress, log).run()
+    return BenchRunner(spec, progress, log, executor).run()

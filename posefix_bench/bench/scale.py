@@ -300,7 +300,8 @@ def machine_record(threads: int, peak_sizes: Sequence[int] | None = None) -> dic
     """CPU, its capability, the threads each stage used, the load, and the measured fp32 matmul peak."""
     import torch
 
-    from posefix_bench.engine.throughput import environment, matmul_peak
+    from posefix_bench.engine.environment import environment
+    from posefix_bench.engine.throughput import matmul_peak
 
     old = torch.get_num_threads()
     torch.set_num_threads(int(threads))
@@ -310,7 +311,7 @@ def machine_record(threads: int, peak_sizes: Sequence[int] | None = None) -> dic
     finally:
         torch.set_num_threads(old)
     return {"cpu": env["cpu"], "cpu_capability": env["cpu_capability"], "cores": os.cpu_count(),
-            "threads_per_stage": int(threads), "mkldnn_bf16": env["mkldnn_bf16"], "torch": env["torch"],
+            "threads_per_stage": int(threads), "native": env["native"]["native"], "torch": env["torch"],
             "python": env["python"], "matmul_peak_fp32_gflops": peak["peak_gflops"],
             "load_average_1min_before": env["load_average_1min"]}
 

@@ -45,6 +45,14 @@ SOURCE_CODE = ("sources", "synthesis", "codecs", "structures")
 EVAL_CODE = ("evaluation", "codecs", "structures")
 FPS_CODE = ("models", "engine/throughput.py", "engine/fps.py", "engine/precision.py", "codecs")
 ANALYSIS_VERSION = 2  # 2: the analysis also picks the crop panel's persons
+# ``--smoke``: every step of a profile at the smallest size that still runs its real code (issue 20): a few
+# validation images, two training iterations on 8 persons through torchrun's two CPU (gloo) processes, fp32
+# (no precision probe), batch-1 FPS
+SMOKE = {"val_images": 4, "max_samples": 8, "nproc_per_node": 2,
+         "train": {"max_iters": 2, "batch_size": 4, "checkpoint_interval": 1, "log_interval": 1, "num_workers": 0,
+                   "amp": "fp32", "threads": 1},
+         "refine": {"batch_size": 4, "precision": "fp32"},
+         "fps": {"batches": [1], "precisions": ["fp32"], "threads": 1}}
 
 
 @dataclass
@@ -72,8 +80,9 @@ class BenchSteps:
     """The cached steps of one profile (see the module docstring)."""
 
     def __init__(self, profile: Profile, cache_root: str | Path, coco_root: str | Path | None = None,
-                 device: str = "cpu", threads: int = 1, progress: Progress = no_progress):
+                 device: str = "cpu", threads: int = 1, progress: Progress = no_progress, smoke: bool = False):
         self.profile = profile
+        self.smoke = smoke
         self.cache_root = Path(cache_root)
         self.cache = StepCache(self.cache_root)
         self.coco_root = Path(coco_root) if coco_root else None
@@ -127,6 +136,13 @@ class BenchSteps:
         from posefix_bench.engine.sandbox import occluded_person_ids
 
         val = CocoDataset(coco_split_paths(root, val_split)[0])
+        if self.smoke:  # the first validation images that show a person with keypoints
+            fingerprint = canonical_hash([fingerprint, "smoke", SMOKE["val_images"]])
+            keep = sorted({img for img, _ in val.persons()})[:SMOKE["val_images"]]
+            folder = self.cache_root / "smoke" / fingerprint[:20]
+            folder.mkdir(parents=True, exist_ok=True)
+            val = _subset(val, keep, folder / f"person_keypoints_{val_split}.json")
+            desc += f"; smoke run: the first {len(keep)} validation images with persons"
         self._data = BenchData(Path(root), train_split, val_split, fingerprint, kind, desc, val,
                                occluded_person_ids(val))
         return self._data
@@ -197,7 +213,10 @@ class BenchSteps:
             "source": {k: v for k, v in spec.items() if k != "name"}, "meta": meta, "data": data.fingerprint,
             "split": split_name, "limit": limit, "code": self.code(SOURCE_CODE)})
         out = step.path / "results.json"
-        gt_path = step.path / "gt_subset.json" if limit else coco_split_paths(data.root, split_name)[0]
+        if limit:
+            gt_path = step.path / "gt_subset.json"
+        else:
+            gt_path = Path(data.val.path) if split == "val" else coco_split_paths(data.root, split_name)[0]
         with step.lock():
             if not step.done:
                 if split == "val":
@@ -254,6 +273,9 @@ class BenchSteps:
             data_cfg["root"] = str(data.root)
             data_cfg["train_split"], data_cfg["val_split"] = data.train_split, data.val_split
         train_cfg.update(seed=int(seed), threads=self.threads, device=self.device)
+        if self.smoke:
+            train_cfg.update(SMOKE["train"], max_keep_ckpts=max(int(train_cfg.get("max_keep_ckpts", 1)), 2))
+            data_cfg.update(max_samples=SMOKE["max_samples"], cache_images=False)
         from posefix_bench.engine.train import resolve_train_precision  # the key holds the precision used
 
         train_cfg["amp"] = resolve_train_precision(cfg, self.data().val.schema, self.precision_dir)["precision"]
@@ -273,9 +295,23 @@ class BenchSteps:
             "mix": file_hash(mix) if isinstance(mix, str) and os.path.isfile(mix) else mix,
             "dataset": _data_fingerprint(Path(cfg["data"]["root"]), cfg["data"]["train_split"]),
             "device": self.device, "code": self.code(TRAIN_CODE)}
-        if self.profile.raw.get("train_launcher"):
-            payload["launcher"] = self.profile.raw["train_launcher"]
+        if self.launcher():
+            payload["launcher"] = self.launcher()
         return self.cache.step("train", payload), cfg
+
+    def launcher(self) -> dict | None:
+        """How a training runs: in this process (None) or through torchrun (the profile's ``train_launcher``;
+        a smoke run: two CPU processes; a Slurm training job: the launch its script exports)."""
+        import os
+
+        from posefix_bench.bench.executors import TORCHRUN_ENV
+
+        launcher = self.profile.raw.get("train_launcher")
+        if launcher and self.smoke:
+            return dict(launcher, nproc_per_node=SMOKE["nproc_per_node"])
+        if launcher or os.environ.get(TORCHRUN_ENV):
+            return dict(launcher or {})
+        return None
 
     def train(self, ablation: Ablation, seed: int) -> dict:
         """Train (or reuse, or resume) one refiner: ``{"checkpoint", "key", "summary", "model", "checkpoints"}``
@@ -287,8 +323,8 @@ class BenchSteps:
             if not step.done:
                 resume = (step.path / "checkpoints" / "latest.pth").is_file()
                 t0 = time.perf_counter()
-                launcher = self.profile.raw.get("train_launcher")
-                if launcher:
+                launcher = self.launcher()
+                if launcher is not None:
                     summary = _train_torchrun(cfg, step.path, resume, int(launcher.get("nproc_per_node", 1)))
                 else:
                     summary = train(cfg, step.path, resume=resume, progress=self.progress)
@@ -306,7 +342,7 @@ class BenchSteps:
         from posefix_bench.engine.precision import resolve_precision
 
         data = self.data()
-        opts = dict(self.profile.refine)
+        opts = dict(self.profile.refine, **(SMOKE["refine"] if self.smoke else {}))
         model = dict(trained["model"], num_keypoints=data.val.schema.num_keypoints)
         opts["precision"] = resolve_precision(opts.get("precision", "auto"), self.device, "infer", model,
                                               batch=opts.get("batch_size", 32), cache_dir=self.precision_dir)["precision"]
@@ -368,7 +404,8 @@ class BenchSteps:
         """Refiner inference samples/s on this machine (measured once per network, cached)."""
         from posefix_bench.engine.fps import refiner_fps
 
-        opts = {"batches": [1, 32], "precisions": "auto", "threads": 2, **self.profile.fps}
+        opts = {"batches": [1, 32], "precisions": "auto", "threads": 2, **self.profile.fps,
+                **(SMOKE["fps"] if self.smoke else {})}
         step = self.cache.step("fps", {"model": model_cfg, "k": num_keypoints, "options": opts,
                                        "device": self.device, "machine": platform.node(), "code": self.code(FPS_CODE)})
         out = step.path / "fps.json"
@@ -390,18 +427,20 @@ def _data_fingerprint(root: Path, split: str) -> str:
 
 
 def _train_torchrun(cfg: dict, work_dir: Path, resume: bool, nproc: int) -> dict:
-    """Train through ``torchrun`` (one process per GPU, NCCL; gloo on CPU) with the ``train`` command."""
+    """Train through ``torchrun`` (one process per GPU, NCCL; gloo on CPU) with the ``train`` command; in a Slurm
+    training job with the launch its script exports (:func:`posefix_bench.bench.executors.torchrun_command`)."""
     import json
     import subprocess
-    import sys
 
     from mmengine.config import Config
 
+    from posefix_bench.bench.executors import torchrun_command
+
     cfg_file = work_dir / "bench_config.py"
     Config(cfg).dump(str(cfg_file))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "posefix_bench.cli", "train", "--config", str(cfg_file), "--work-dir", str(work_dir)]
-    proc = subprocess.run(cmd + (["--resume"] if resume else []), capture_output=True, text=True)
+    argv = ["-m", "posefix_bench.cli", "train", "--config", str(cfg_file), "--work-dir", str(work_dir)]
+    proc = subprocess.run(torchrun_command(argv + (["--resume"] if resume else []), nproc), capture_output=True,
+                          text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
         raise PosefixError(f"{work_dir}: torchrun training failed ({tail[0]})")
@@ -409,9 +448,10 @@ def _train_torchrun(cfg: dict, work_dir: Path, resume: bool, nproc: int) -> dict
     return dict(summary, launcher="torchrun")
 
 
-def _subset(dataset: CocoDataset, limit: int, path: Path) -> CocoDataset:
-    """The first ``limit`` images of a dataset as its own annotation file (for profiling on part of a split)."""
-    ids = set(dataset.image_ids[:limit])
+def _subset(dataset: CocoDataset, limit: int | list, path: Path) -> CocoDataset:
+    """The first ``limit`` images (or the images of a list of ids) of a dataset as its own annotation file (for
+    profiling on part of a split, and the smoke run's validation images)."""
+    ids = set(limit) if isinstance(limit, list) else set(dataset.image_ids[:limit])
     d = dataset.coco.dataset
     sub = {**d, "images": [i for i in d["images"] if i["id"] in ids],
            "annotations": [a for a in d["annotations"] if a["image_id"] in ids]}

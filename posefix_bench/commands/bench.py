@@ -1,8 +1,11 @@
 """Run a bench profile end to end: data, upstream sources, refiner ablations, refinement, AP, diagnosis, FPS.
 
-Writes ``<out>/<profile>/bench.json`` (every number), ``<out>/<profile>/index.md`` (all ablations side by side) and
-``<out>/<profile>/<ablation>/report.md`` with ``metrics.json`` and PNG plots. Steps are cached by content hash under
+Writes ``<out>/<profile>/bench.json`` (the typed record: every number), ``<out>/<profile>/index.md`` (all ablations
+side by side) and ``<out>/<profile>/<ablation>/report.md`` with ``metrics.json`` and PNG plots, and leaves the
+profile's default trained refiner at ``work_dirs/<profile>/default.pth``. Steps are cached by content hash under
 the cache folder, so a second run with nothing changed only rewrites the reports, and a killed run resumes.
+``--smoke`` runs every step of a profile at the smallest size (e.g. the coco profile on coco-mini, before anyone
+queues it on a cluster); ``--executor slurm`` submits the steps as Slurm jobs (``--dry-run``: write the scripts).
 """
 
 from __future__ import annotations
@@ -10,10 +13,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from posefix_bench.commands import _checks
+
 HELP = "run a bench profile (quick, coco-mini, coco) and write its reports"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from posefix_bench.bench.executors import add_executor_arguments
+
     p.add_argument("--profile", default="quick", help="profile name (a folder of ablations/) or folder (default: quick)")
     p.add_argument("--coco-root", type=Path, help="COCO root for the coco and coco-mini profiles")
     p.add_argument("--out", type=Path, default=None, help="reports folder (default: reports/ in the repository)")
@@ -22,35 +29,56 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", nargs="+", metavar="PATTERN", help="run only the ablations matching these globs")
     p.add_argument("--jobs", type=int, default=2, help="independent steps run at once (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per job (default: %(default)s)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    _checks.add_device(p)
+    p.add_argument("--smoke", action="store_true",
+                   help="every step of the profile at the smallest size: a few validation images, 2 training "
+                        "iterations through torchrun's 2 CPU processes where the profile uses torchrun, model-zoo "
+                        "estimators without a local checkpoint run with UNTRAINED weights (marked)")
+    p.add_argument("--work-dirs", type=Path, default=Path("work_dirs"),
+                   help="where the default trained refiner is left as <profile>/default.pth (default: %(default)s)")
+    add_executor_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from posefix_bench.bench.profile import ABLATIONS_DIR
+    from posefix_bench.bench.profile import ABLATIONS_DIR, load_profile
+    from posefix_bench.structures.coco import default_cache_root
+
+    # the validation pass, before any work
+    _checks.at_least(args.jobs, 1, "--jobs")
+    _checks.at_least(args.threads, 1, "--threads")
+    _checks.device(args.device)
+    _checks.input_dir(args.coco_root, "--coco-root", "COCO root")
+    out_root = _checks.output_dir(args.out or ABLATIONS_DIR.parent / "reports")
+    cache = _checks.output_dir(args.cache or default_cache_root(), "--cache")
+    _checks.output_dir(args.work_dirs, "--work-dirs")
+    profile = load_profile(args.profile, list(args.only) if args.only else None)
+
+    from posefix_bench.bench.executors import DryRunStop, build_executor
     from posefix_bench.bench.runner import RunSpec, run_bench
-    from posefix_bench.errors import PosefixError
     from posefix_bench.progress import tqdm_progress
     from posefix_bench.reporting.bench_report import write_reports
-    from posefix_bench.structures.coco import default_cache_root
     from posefix_bench.structures.io import atomic_write_json
 
-    if args.jobs < 1 or args.threads < 1:
-        raise PosefixError("--jobs and --threads must be >= 1")
-    out_root = args.out or ABLATIONS_DIR.parent / "reports"
-    cache = args.cache or default_cache_root()
     spec = RunSpec(profile=args.profile, out_dir=str(out_root), cache_root=str(cache),
                    only=tuple(args.only) if args.only else None,
                    coco_root=str(args.coco_root) if args.coco_root else None, device=args.device,
-                   jobs=args.jobs, threads=args.threads)
+                   jobs=args.jobs, threads=args.threads, smoke=args.smoke)
     t0 = time.perf_counter()
 
     def log(line: str) -> None:
         print(f"[{time.perf_counter() - t0:6.0f} s] {line}", flush=True)
 
-    record = run_bench(spec, progress=tqdm_progress, log=log)
-    out_dir = out_root / record.profile
+    executor = build_executor(args, profile.raw, spec, tqdm_progress, log)
+    try:
+        record = run_bench(spec, progress=tqdm_progress, log=log, executor=executor)
+    except DryRunStop as stop:
+        for script in stop.scripts:
+            print(f"wrote {script}")
+        print(stop)
+        return 0
+    out_dir = out_root / (record.profile + ("-smoke" if args.smoke else ""))
     atomic_write_json(out_dir / "bench.json", record.to_dict())
     if record.data.kind == "sandbox":  # what the generated data looks like, for the index and the README
         from posefix_bench.reporting.draw import coco_contact_sheet, write_image
@@ -61,4 +89,17 @@ def run(args: argparse.Namespace) -> int:
         write_image(out_dir / "contact_sheet.png", sheet)
     index = write_reports(record, out_dir)
     log(f"wrote {index} ({len(record.ablations)} ablations; bench.json and per-ablation reports beside it)")
+    if record.default_ablation in {a.name for a in record.ablations} and not args.smoke:
+        log(f"wrote {_leave_default(record, args.work_dirs / record.profile / 'default.pth')}")
     return 0
+
+
+def _leave_default(record, path: Path) -> Path:
+    """The profile's default refiner (first seed) where users look for it (mmpose's ``work_dirs/`` habit)."""
+    import shutil
+
+    from posefix_bench.structures.io import atomic_write_with
+
+    a = record.ablation(record.default_ablation)
+    source = Path(a.run(a.seeds[0], record.source_names[0]).checkpoint)
+    return atomic_write_with(path, lambda tmp: shutil.copyfile(source, tmp))

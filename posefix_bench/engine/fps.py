@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 
 from posefix_bench.engine.precision import PRECISIONS, candidates, native_support, probe, torch_threads
+from posefix_bench.engine.environment import environment
 from posefix_bench.engine.throughput import (
     PeakProbe,
-    environment,
     matmul_peak,
     refiner_gflop,
     refiner_row,

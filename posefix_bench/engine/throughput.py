@@ -24,9 +24,6 @@ Everything returns plain records; the ``throughput`` command prints and writes t
 
 from __future__ import annotations
 
-import os
-import platform
-import re
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +35,7 @@ import torch
 from posefix_bench.codecs.heatmap import render_heatmaps, render_heatmaps_loop
 from posefix_bench.engine.latency import data_prep_benchmark, e2e_latency
 from posefix_bench.engine.precision import PRECISIONS, autocast, dtype_of, native_support, probe
+from posefix_bench.engine.environment import environment, load_average
 from posefix_bench.errors import PosefixError
 from posefix_bench.models import RefinerConfig, build_refiner, fold_batchnorm, is_folded
 from posefix_bench.progress import Progress, no_progress
@@ -47,7 +45,6 @@ __all__ = [
     "PRECISIONS",
     "PeakProbe",
     "ThroughputSpec",
-    "environment",
     "time_call",
     "matmul_peak",
     "fill_bandwidth",
@@ -124,62 +121,6 @@ class ThroughputSpec:
 
 
 # -- environment and timing -----------------------------------------------------------------------------------
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-def _load_average() -> float | None:
-    """The 1-minute load average: other processes on the cores make every number here slower (shared machines)."""
-    try:
-        return float(os.getloadavg()[0])
-    except (OSError, AttributeError):
-        return None
-
-
-def environment(device: str) -> dict:
-    """Device, library versions and thread settings; ``device_slug`` names result files."""
-    dev = torch.device(device)
-    env = {
-        "device": str(dev),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "python": platform.python_version(),
-        "cpu": _cpu_name(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(),
-        "mkldnn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-        "load_average_1min": _load_average(),
-        # PyTorch's CPU allocator puts buffers >= 2 MB on transparent huge pages when this is set at process
-        # start: fewer page faults on the large activations and heatmap batches (must be set before torch allocates)
-        "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE"),
-    }
-    try:
-        import torchvision
-
-        env["torchvision"] = torchvision.__version__
-    except ImportError:
-        env["torchvision"] = None
-    if dev.type == "cuda":
-        env["device_name"] = torch.cuda.get_device_name(dev)
-        env["device_slug"] = _slug(env["device_name"])
-    else:
-        env["device_name"] = f"{env['cpu']} ({env['threads']} threads)"
-        env["device_slug"] = f"cpu-{_slug(env['cpu'])}-{env['threads']}t"
-    return env
-
-
 def synchronize(device: torch.device | str) -> None:
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -459,7 +400,7 @@ def run_throughput(spec: ThroughputSpec, dataset=None, e2e: Callable[[], dict] |
     finally:
         torch.set_num_threads(old_threads)
         torch.backends.cudnn.benchmark = old_bench
-    env["load_average_1min_end"] = _load_average()
+    env["load_average_1min_end"] = load_average()
     report = _report(spec, env, peaks, bandwidth, render, rows, gflops, reference, prep, e2e_record)
     report.update(precisions=timed, emulated=emulated, precision_probe=record)
     return report
