@@ -27,5 +27,9 @@ profile = dict(
              question='Does shrinking the input legs and cutting out the lower body help occluded people?'),
         dict(name='Error-type mix', tag='mix',
              question='Which synthesised error types matter, and does a measured profile beat the paper table?'),
+        dict(name='Backbone and input size', tag='backbone', speed=True,
+             question='What do a deeper body and a larger crop buy, and at what training and inference cost?'),
     ],
+    # AP at every kept checkpoint of these ablations' training runs (the same runs, no extra training)
+    learning_curve=dict(tags=['head']),
 )

@@ -191,17 +191,20 @@ def _sources_section(ctx: ReportContext) -> str:
 
 
 # -- comparisons ---------------------------------------------------------------------------------------------------
-def _comparison_table(ctx: ReportContext, names: Sequence[str]) -> str:
+def _comparison_table(ctx: ReportContext, names: Sequence[str], speed: bool = False) -> str:
+    """AP delta and fixed/broken per error type of each ablation on each source; with ``speed`` also what it costs:
+    training seconds and inference FPS (best measured batch and precision)."""
     rows = []
     for n in names:
         s = ctx.summary(n)
+        cost = [fmt_stat(s["train"]["seconds"], as_count=True), _fps_text(s["fps_best"])] if speed else []
         for src in ctx.sources:
             r = s["sources"][src]
             rows.append([label(s), src, f3(r["ap_before"]), fmt_stat(r["ap_after"]), fmt_stat(r["delta"], True)]
                         + [fmt_stat(r["fixed"][t]["rate"], as_pct=True) for t in FIXABLE]
-                        + [fmt_stat(r["broken"]["rate"], as_pct=True)])
+                        + [fmt_stat(r["broken"]["rate"], as_pct=True)] + cost)
     headers = ["ablation", "source", "AP before", "AP after", "delta AP"] + [f"fixed {t}" for t in FIXABLE] + [
-        "good broken"]
+        "good broken"] + (["train s", "FPS"] if speed else [])
     return markdown_table(headers, rows)
 
 
@@ -248,7 +251,9 @@ def _comparison_section(ctx: ReportContext, comp: Mapping) -> str:
     if comp.get("subset") == "occluded" and not occluded:
         lines += ["The occluded subset does not exist on this data (no person is tagged lower-body occluded; real "
                   "COCO carries no such tag): this comparison uses all persons only.", ""]
-    lines += [_occluded_table(ctx, names) if occluded else _comparison_table(ctx, names), ""]
+    lines += [_occluded_table(ctx, names) if occluded else _comparison_table(ctx, names, bool(comp.get("speed"))), ""]
+    if comp.get("speed") and any(ctx.summary(n)["fps_best"] for n in names):
+        lines += ["![Speed vs gain](speed_gain.png)", ""]
     sentences = []
     for src in ctx.sources:
         if occluded:
