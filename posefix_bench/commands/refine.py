@@ -5,6 +5,10 @@ refined in batches, mapped back to image coordinates and written one-to-one with
 and every other field, with the refiner's per-keypoint confidence and ``refined_by``. Keypoints the input did not
 predict stay absent. ``--flip`` averages each crop with its mirror image. Everything is checked before anything is
 written: the checkpoint, the ground truth, the results and their images.
+
+A checkpoint with a calibrated gate (``posefix-bench calibrate``) is applied gated: a refined keypoint replaces the
+input keypoint only where the gate accepts it, and each record gets ``refine_accepted`` (1 per refined keypoint).
+``--no-gate`` writes every refined keypoint (the results as before the gate existed).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--absent-policy", choices=ABSENT_POLICIES, default=DEFAULT_ABSENT_POLICY,
                    help="which input keypoints count as not predicted (default: %(default)s)")
+    p.add_argument("--no-gate", action="store_true",
+                   help="ignore the checkpoint's calibrated gate: take every refined keypoint")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from posefix_bench.structures.results import load_results, save_results
 
     post = RefinePostProcessor(args.checkpoint, device=args.device, batch_size=args.batch_size, flip=args.flip,
-                               box=args.box, absent_policy=args.absent_policy)
+                               box=args.box, absent_policy=args.absent_policy, gate=not args.no_gate)
     if not args.images.is_dir():
         raise file_error(args.images, "image folder not found")
     gt = CocoDataset(args.gt, image_dir=args.images)
@@ -52,13 +58,20 @@ def run(args: argparse.Namespace) -> int:
     if not post.trained:
         print(f"posefix-bench refine: warning: {args.checkpoint} is an UNTRAINED refiner (its meta says "
               f"trained=false); every output record is marked \"untrained\": true", file=sys.stderr)
+    for notice in post.notices:
+        print(f"posefix-bench refine: note: {notice}", file=sys.stderr)
     t0 = time.perf_counter()
-    refined = post.refine(gt, results, progress=tqdm_progress)
+    out = post.refine_detailed(gt, results, progress=tqdm_progress)
+    refined = out.records
     seconds = time.perf_counter() - t0
     save_results(args.out, refined)
     skipped = sum("refine_skipped" in r for r in refined)
     note = f" ({skipped} passed through without a usable box)" if skipped else ""
     print(f"refined {len(refined)} poses on {len({r['image_id'] for r in refined})} images in {seconds:.1f} s "
           f"({len(refined) / max(seconds, 1e-9):.1f} poses/s){note}")
+    if out.accept is not None:
+        accepted, refinable = int(out.accept.sum()), int(out.evidence.refinable.sum())
+        print(f"gate: took {accepted} of {refinable} refined keypoints (accepted share "
+              f"{accepted / max(refinable, 1):.1%}); the others keep the input keypoint")
     print(f"wrote {args.out}")
     return 0
