@@ -43,7 +43,7 @@ from posefix_bench.structures.coco import CocoDataset, coco_split_paths
 
 __all__ = ["DEFAULT_MIXES", "DEFAULT_DRAWS", "DEFAULT_KEEP", "DEFAULT_L2", "DEFAULT_TOLERANCE", "OKS_THRESHOLDS",
            "CalibrationData", "calibration_data", "calibration_inputs", "gate_rows", "ap_proxy", "fit_gate",
-           "calibrate_checkpoint"]
+           "calibrate_checkpoint", "gate_summary"]
 
 DEFAULT_MIXES = ("paper", "none", "jitter-only", "miss-heavy")
 DEFAULT_DRAWS = 2
@@ -383,3 +383,21 @@ def _summary(ap: dict, fit: dict) -> dict:
             "gain_kept": (mg / mu) if mu > 0 else None,
             "accepted_share": float(np.mean([v["accepted_share"] for v in ap.values()])),
             "threshold_objective_best": fit["best_gain"], "threshold_objective_chosen": fit["chosen_gain"]}
+
+
+def gate_summary(gate: Mapping | None) -> dict:
+    """What a report needs of a stored gate record (``{"gate": "off"}`` for None): threshold, calibration data,
+    inputs, method, objective and the calibration-data summary (AP change ungated / gated, accepted share)."""
+    if gate is None:
+        return {"gate": "off"}
+    cal = dict(gate.get("calibration") or {})
+    return {
+        "gate": "calibrated",
+        "threshold": gate.get("threshold"),
+        "features": gate.get("features"),
+        "data": cal.get("data"),
+        "inputs": [s.get("name") for s in cal.get("inputs", [])],
+        "method": cal.get("method"),
+        "objective": cal.get("objective"),
+        "calibration_summary": cal.get("summary"),
+    }

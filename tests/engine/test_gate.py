@@ -4,13 +4,16 @@ ungated from one pass, ``--no-gate``, older checkpoints) and its calibration on 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from posefix_bench import cli
-from posefix_bench.engine.calibrate import ACCEPT_NONE, ap_proxy, calibration_data, fit_gate, gate_rows
+from posefix_bench.engine.calibrate import (
+    ACCEPT_NONE, ap_proxy, calibration_data, fit_gate, gate_rows, gate_summary,
+)
 from posefix_bench.engine.data import RefinerTrainSet, holdout_image_ids
 from posefix_bench.engine.gate import FEATURES, Gate, KeypointEvidence, feature_matrix, fit_logistic
 from posefix_bench.engine.refine import RefinePostProcessor
@@ -173,6 +176,14 @@ def test_holdout_is_seeded_and_left_out_of_training(train_gt):
     assert holdout_image_ids(ids, 0, 0) == []
     with pytest.raises(PosefixError, match="leaves none"):
         holdout_image_ids(ids, len(ids), 0)
+    from posefix_bench.engine.train import load_config, parse_config
+
+    repo = Path(__file__).resolve().parents[2]
+    _, data, _ = parse_config(load_config(repo / "ablations" / "quick" / "r18_64x48_paper_lb-off_skip.py"))
+    assert (data.holdout, data.holdout_seed) == (200, 0)  # the quick default keeps 200 images for its gate
+    with pytest.raises(PosefixError, match="data.holdout must be >= 0"):
+        parse_config(load_config(repo / "ablations" / "quick" / "r18_64x48_paper_lb-off_skip.py",
+                                 {"data.holdout": -1}))
     full = RefinerTrainSet(train_gt, SIZE, get_mix("paper", train_gt.schema))
     part = RefinerTrainSet(train_gt, SIZE, get_mix("paper", train_gt.schema), exclude_images=frozenset(a))
     assert {p[0] for p in part.persons} == {p[0] for p in full.persons} - set(a)
@@ -273,6 +284,10 @@ def test_calibrate_command_writes_a_gate_that_refine_applies(tmp_path, coco_mini
     cal = gate["calibration"]
     assert cal["data"]["images"] == len(holdout_image_ids(train_gt.image_ids, 0.2, 0))
     assert [s["mix"] for s in cal["inputs"]] == ["paper", "none"]
+    summary = gate_summary(gate)
+    assert summary["gate"] == "calibrated" and summary["threshold"] == gate["threshold"]
+    assert summary["inputs"] == ["paper#0", "none#0"] and summary["data"]["persons"] > 0
+    assert gate_summary(None) == {"gate": "off"}
     assert set(cal["coco_ap"]) == {s["name"] for s in cal["inputs"]}
     assert cal["fit"]["chosen_gain"] >= cal["fit"]["keep"] * cal["fit"]["best_gain"] - 1e-12
     post = RefinePostProcessor(out)
