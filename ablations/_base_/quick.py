@@ -14,6 +14,8 @@
 #   synthetic paper-mix source it gained +0.089 AP [0.085..0.093, 2 seeds] against +0.071 [0.070..0.073] for
 #   prior+skip, -0.003 for prior and -0.437 for the published posefix head, and tied with prior+skip on the two mmpose
 #   estimators (reports/quick/index.md, "Head variants").
+# - 200 of the 2000 training images held out of training (data.holdout, seed 0, the same for every training seed):
+#   the persons the refinement gate is calibrated on after training (`posefix-bench calibrate`, issue 17).
 # Data: the generated sandbox scenes (posefix_bench.engine.sandbox), generated on first use.
 _base_ = ['./refiner.py']
 
@@ -25,6 +27,7 @@ data = dict(
     train_split='train',
     val_split='val',
     cache_images=True,
+    holdout=200,
 )
 
 train = dict(

@@ -6,6 +6,10 @@ and every other field, with the refiner's per-keypoint confidence and ``refined_
 predict stay absent. ``--flip`` averages each crop with its mirror image. Everything is checked before the model is
 loaded (the arguments, the output path, the ground truth, the results and their images, the device) and before
 anything is written (the checkpoint, including its weights being finite).
+
+A checkpoint with a calibrated gate (``posefix-bench calibrate``) is applied gated: a refined keypoint replaces the
+input keypoint only where the gate accepts it, and each record gets ``refine_accepted`` (1 per refined keypoint).
+``--no-gate`` writes every refined keypoint (the results as before the gate existed).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto: the fastest precision this device runs natively, measured by a short probe; or as "
                    "set (fp16: CUDA) (default: %(default)s)")
     _checks.add_absent_policy(p)
+    p.add_argument("--no-gate", action="store_true",
+                   help="ignore the checkpoint's calibrated gate: take every refined keypoint")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,13 +69,17 @@ def run(args: argparse.Namespace) -> int:
     from posefix_bench.engine.refine import RefinePostProcessor
 
     post = RefinePostProcessor(args.checkpoint, device=args.device, batch_size=args.batch_size, flip=args.flip,
-                               box=args.box, absent_policy=args.absent_policy, precision=args.precision)
+                               box=args.box, absent_policy=args.absent_policy, precision=args.precision,
+                               gate=not args.no_gate)
     _checks.finite_weights(post.model, args.checkpoint)
     if not post.trained:
         print(f"posefix-bench refine: warning: {args.checkpoint} is an UNTRAINED refiner (its meta says "
               f"trained=false); every output record is marked \"untrained\": true", file=sys.stderr)
+    for notice in post.notices:
+        print(f"posefix-bench refine: note: {notice}", file=sys.stderr)
     t0 = time.perf_counter()
-    refined = post.refine(gt, results, progress=tqdm_progress)
+    out = post.refine_detailed(gt, results, progress=tqdm_progress)
+    refined = out.records
     seconds = time.perf_counter() - t0
     _checks.finite_outputs(refined, args.checkpoint)
     save_results(args.out, refined)
@@ -78,5 +88,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"refined {len(refined)} poses on {len({r['image_id'] for r in refined})} images in {seconds:.1f} s "
           f"({len(refined) / max(seconds, 1e-9):.1f} poses/s){note}")
     print(post.precision_record["sentence"])
+    if out.accept is not None:
+        accepted, refinable = int(out.accept.sum()), int(out.evidence.refinable.sum())
+        print(f"gate: took {accepted} of {refinable} refined keypoints (accepted share "
+              f"{accepted / max(refinable, 1):.1%}); the others keep the input keypoint")
     print(f"wrote {args.out}")
     return 0

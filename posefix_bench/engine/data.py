@@ -17,6 +17,10 @@ the global batch, so training can restart at any iteration, with any number of d
 same batches as an uninterrupted run. (The trailing stream tag matters: NumPy's ``SeedSequence`` pads its entropy with
 zeros, so ``(s, e)`` and ``(s, e, 0)`` would be the same stream.)
 
+Hold-out for calibration (issue 17): :func:`holdout_image_ids` draws a seeded set of training images that
+:class:`RefinerTrainSet` leaves out (``exclude_images``), so that the gate of :mod:`posefix_bench.engine.gate` can be
+calibrated after training on persons of the training split that the refiner never saw.
+
 Shape legend: B batch, K keypoints, H x W crop.
 """
 
@@ -45,10 +49,33 @@ __all__ = [
     "collate_samples",
     "sample_rng",
     "epoch_order",
+    "holdout_image_ids",
 ]
 
 SAMPLE_STREAM = 1
 ORDER_STREAM = 2
+HOLDOUT_STREAM = 3
+
+
+def holdout_image_ids(image_ids: Sequence[int], holdout: float, seed: int) -> list[int]:
+    """The training images held out for calibration: a seeded random subset of ``image_ids``, sorted.
+
+    Args:
+        image_ids: the split's image ids.
+        holdout: a fraction in [0, 1) of the images, or a count >= 1.
+        seed: the hold-out's seed (independent of the training seed, so every training seed holds out the same).
+    """
+    ids = sorted(int(i) for i in image_ids)
+    h = float(holdout)
+    if not np.isfinite(h) or h < 0:
+        raise PosefixError(f"hold-out must be a fraction in [0, 1) or a count >= 1, got {holdout!r}")
+    n = int(round(h * len(ids))) if h < 1 else int(h)
+    if h >= 1 and h != int(h):
+        raise PosefixError(f"hold-out: a count must be a whole number, got {holdout!r}")
+    if n >= len(ids):
+        raise PosefixError(f"hold-out of {n} images leaves none of the {len(ids)} to train on")
+    pick = np.random.default_rng((int(seed), HOLDOUT_STREAM)).permutation(len(ids))[:n]
+    return sorted(ids[i] for i in pick)
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -102,6 +129,7 @@ class RefinerTrainSet:
         min_keypoints: persons with fewer labelled keypoints are skipped (crowd regions always are).
         max_samples: keep only the first N persons (image id, then annotation id order).
         cache_images: keep decoded images in memory (per process).
+        exclude_images: image ids left out (the calibration hold-out, :func:`holdout_image_ids`).
 
     ``len(ds)`` is the number of persons; ``ds[(epoch, index)]`` (or :meth:`sample`) is one sample, a dict of
     ``image`` (H, W, 3) uint8 RGB, ``pose`` (K, 2) float32 input pose in crop pixels, ``pose_valid`` (K,) bool,
@@ -118,6 +146,7 @@ class RefinerTrainSet:
     min_keypoints: int = 1
     max_samples: int | None = None
     cache_images: bool = False
+    exclude_images: frozenset = frozenset()
 
     def __post_init__(self) -> None:
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
@@ -134,6 +163,8 @@ class RefinerTrainSet:
         """[(image_id, row in gt_arrays, position among the image's candidates)] and each image's candidate rows."""
         persons, candidates = [], {}
         for image_id in self.dataset.image_ids:
+            if image_id in self.exclude_images:
+                continue
             arr = self.dataset.gt_arrays(image_id)
             labelled = (arr.keypoints[..., 2] > 0).sum(axis=1)
             cand = np.flatnonzero(~arr.iscrowd & (labelled > 0))

@@ -16,6 +16,13 @@ absent in the output: the refiner is trained to correct keypoints, not to invent
 cannot be formed (fewer than two distinct predicted keypoints and no ``bbox``) passes through unchanged with
 ``refine_skipped``. A checkpoint whose meta says ``trained: false`` marks every output record ``"untrained": true``.
 
+The gate (:mod:`posefix_bench.engine.gate`, issue 17): a checkpoint may carry a calibrated per-keypoint gate; by
+default it is applied, so a refined keypoint replaces the input keypoint only where the gate accepts it, the others
+keep the input's x, y and confidence, and each gated record gains ``refine_accepted`` (K ints, 1 = refined).
+``gate=False`` (``refine --no-gate``) gives the ungated records exactly as before the gate existed. One forward
+pass gives both (:meth:`RefinePostProcessor.refine_detailed`). A checkpoint without a gate refines ungated and says
+so in :attr:`RefinePostProcessor.notices` (one line).
+
 :class:`RefinePostProcessor` is also the Python API an estimator adapter calls on its own outputs
 (:meth:`RefinePostProcessor.refine_image`), and :class:`RefinedSource` turns any upstream source
 (:mod:`posefix_bench.sources`) into a refined one.
@@ -47,7 +54,8 @@ from posefix_bench.structures.transforms import (
     warp_image,
 )
 
-__all__ = ["BOX_MODES", "KEYPOINT_BOX_SCALE", "RefinePostProcessor", "RefinedSource", "check_images", "crop_matrices"]
+__all__ = ["BOX_MODES", "KEYPOINT_BOX_SCALE", "RefineOutput", "RefinePostProcessor", "RefinedSource", "check_images",
+           "crop_matrices"]
 
 BOX_MODES = ("keypoints", "bbox")
 KEYPOINT_BOX_SCALE = 1.2  # PoseFix test time: the input pose's keypoint box enlarged by 1.2
@@ -105,6 +113,28 @@ def check_images(dataset: CocoDataset, image_ids: Iterable[int]) -> None:
 
 
 @dataclass
+class RefineOutput:
+    """Both readings of one refinement pass over N records (:meth:`RefinePostProcessor.refine_detailed`).
+
+    Attributes:
+        ungated: the refined records as without a gate (every refinable keypoint refined).
+        gated: the records with the gate applied (``refine_accepted`` in each), or None without a gate.
+        accept: (N, K) bool, the refined keypoints the gate took (None without a gate).
+        evidence: the gate's inputs (:class:`posefix_bench.engine.gate.KeypointEvidence`), for calibration.
+    """
+
+    ungated: list
+    gated: list | None
+    accept: np.ndarray | None
+    evidence: object
+
+    @property
+    def records(self) -> list:
+        """The records ``refine`` returns: gated when a gate was applied, else ungated."""
+        return self.ungated if self.gated is None else self.gated
+
+
+@dataclass
 class _Pending:
     """Crops waiting for the model: record positions, crops, poses and inverse matrices."""
 
@@ -137,6 +167,13 @@ class RefinePostProcessor:
             as set. Reduced precisions differ from fp32 by a small fraction of a heatmap cell. The record is
             ``precision_record``. Inference runs on a copy of the network with BatchNorm folded into the
             convolutions (:func:`posefix_bench.models.fold_batchnorm`).
+        gate: True (default): apply the checkpoint's gate when it has one (else refine ungated and add a line to
+            :attr:`notices`); False / None: no gate; a gate record (dict) or :class:`~posefix_bench.engine.gate.Gate`:
+            apply that one.
+
+    Attributes:
+        gate: the :class:`~posefix_bench.engine.gate.Gate` applied, or None.
+        notices: one-line notices for the user (a command prints them; library code never does).
     """
 
     def __init__(
@@ -150,11 +187,13 @@ class RefinePostProcessor:
         meta: dict | None = None,
         name: str | None = None,
         precision: str = "auto",
+        gate=True,
     ):
         import torch
 
         from posefix_bench.engine.precision import check_precision, resolve_precision
-        from posefix_bench.models import load_refiner, unwrap_model
+        from posefix_bench.models import unwrap_model
+        from posefix_bench.models.checkpoint import load_refiner_and_gate
 
         if box not in BOX_MODES:
             raise PosefixError(f"unknown crop box {box!r} (known: {', '.join(BOX_MODES)})")
@@ -163,15 +202,18 @@ class RefinePostProcessor:
         absent_mask(np.zeros((1, 3)), absent_policy)  # unknown policy: one-line error now
         self.device = torch.device(device)
         check_precision(precision, self.device, "refine: precision")
+        stored_gate = None
         if isinstance(model, (str, os.PathLike)):
             self.checkpoint = Path(model)
-            self.model, self.meta = load_refiner(self.checkpoint, map_location=self.device)
+            self.model, self.meta, stored_gate = load_refiner_and_gate(self.checkpoint, map_location=self.device)
             self.name = name or str(self.checkpoint)
         else:
             self.checkpoint = None
             self.model = unwrap_model(model).to(self.device).eval()
             self.meta = {"trained": False, **dict(meta or {})}
             self.name = name or "refiner"
+        self.notices: list[str] = []
+        self.gate = self._pick_gate(gate, stored_gate)
         self.model.eval()
         self._net = self._inference_network()
         self.precision_record = resolve_precision(precision, self.device, "infer", net=self._net, batch=batch_size,
@@ -179,6 +221,24 @@ class RefinePostProcessor:
         self.precision = self.precision_record["precision"]
         self.trained = bool(self.meta.get("trained"))
         self.batch_size, self.flip, self.box, self.absent_policy = int(batch_size), bool(flip), box, absent_policy
+
+    def _pick_gate(self, gate, stored):
+        from posefix_bench.engine.gate import Gate
+
+        if gate is None or gate is False:
+            return None
+        if isinstance(gate, Gate):
+            return gate
+        if gate is True:
+            if stored is None:
+                self.notices.append(f"{self.name} has no calibrated gate (an older checkpoint, or not calibrated "
+                                    "yet): every refinable keypoint is refined (calibrate one with "
+                                    "`posefix-bench calibrate`)")
+                return None
+            return Gate.from_dict(stored, source=f"{self.name}: gate")
+        if isinstance(gate, dict):
+            return Gate.from_dict(gate)
+        raise PosefixError(f"refine: gate must be true, false or a gate record, got {type(gate).__name__}")
 
     def _inference_network(self):
         from posefix_bench.models import fold_batchnorm
@@ -208,9 +268,21 @@ class RefinePostProcessor:
         Returns:
             coords (B, K, 2) float64 crop pixels, confidence (B, K) float64.
         """
+        out = self.refine_crops_detailed(crops, poses, valid, flip_index)
+        return out["coords"], out["confidence"]
+
+    def refine_crops_detailed(self, crops: np.ndarray, poses: np.ndarray, valid: np.ndarray, flip_index=None) -> dict:
+        """:meth:`refine_crops` plus what the gate reads from the heatmaps.
+
+        Returns:
+            ``coords`` (B, K, 2) and ``confidence`` (B, K) as :meth:`refine_crops`, and ``input_mass`` (B, K)
+            float64: the softmax mass within 1.5 output-grid pixels of the input keypoint (the same window as the
+            confidence; with the flip test, of the averaged logits).
+        """
         import torch
 
         from posefix_bench.engine.precision import autocast
+        from posefix_bench.codecs.heatmap import input_to_grid, peak_mass
         from posefix_bench.models import flip_test
 
         with torch.inference_mode(), autocast(self.device, self.precision):
@@ -221,7 +293,12 @@ class RefinePostProcessor:
                 out = flip_test(self._net, images, pose, pv, flip_index)
             else:
                 out = self._net(images, pose, pv)
-            return (out["coords"].double().cpu().numpy(), out["confidence"].double().cpu().numpy())
+            logits = out["logits"].to(torch.float32)
+            probs = torch.softmax(logits.flatten(-2), dim=-1).view_as(logits)
+            mass = peak_mass(probs, input_to_grid(pose, self.model.stride))
+            return {"coords": out["coords"].double().cpu().numpy(),
+                    "confidence": out["confidence"].double().cpu().numpy(),
+                    "input_mass": mass.double().cpu().numpy()}
 
     def refine_image(
         self,
@@ -230,7 +307,8 @@ class RefinePostProcessor:
         bboxes: np.ndarray | None = None,
         flip_index=None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Refine the poses of one image (the API for estimator adapters and the video mode).
+        """Refine the poses of one image (the API for estimator adapters and the video mode); gated when a gate
+        is applied (see :meth:`refine_image_detailed` for both readings).
 
         Args:
             image: (H, W, 3) uint8 RGB.
@@ -239,38 +317,60 @@ class RefinePostProcessor:
             flip_index: (K,) mirror partners, for the flip test (e.g. ``schema.flip_index``).
 
         Returns:
-            refined (N, K, 3) x, y, confidence (absent input keypoints and unrefinable poses returned unchanged),
-            and refined_ok (N,) bool.
+            refined (N, K, 3) x, y, confidence (absent input keypoints, unrefinable poses and keypoints the gate
+            rejects returned unchanged), and refined_ok (N,) bool.
         """
+        out = self.refine_image_detailed(image, keypoints, bboxes, flip_index)
+        return (out["ungated"] if out["gated"] is None else out["gated"]), out["ok"]
+
+    def refine_image_detailed(self, image: np.ndarray, keypoints: np.ndarray, bboxes: np.ndarray | None = None,
+                              flip_index=None) -> dict:
+        """:meth:`refine_image` with both readings: ``ungated`` (N, K, 3), ``gated`` (N, K, 3) or None,
+        ``accept`` (N, K) bool or None, ``ok`` (N,) bool and ``evidence`` (the gate's inputs)."""
         kp = np.asarray(keypoints, dtype=np.float64)
         self._check_schema(kp.shape[1], "refine")
-        out = kp.copy()
         mats, ok = crop_matrices(kp, bboxes, self.input_size, self.box, self.absent_policy)
+        refined, evidence = kp.copy(), self._empty_evidence(kp, ok)
+        sigmas = self._builtin_sigmas()
         idx = np.flatnonzero(ok)
         for s in range(0, len(idx), self.batch_size):
             sel = idx[s:s + self.batch_size]
-            batch = self._crop_batch(image, kp[sel], mats[sel])
-            coords, conf = self.refine_crops(batch.crops, batch.poses, batch.valid, flip_index)
-            out[sel] = _merge(kp[sel], coords, conf, np.asarray(batch.inverse), self.absent_policy)
-        return out, ok
+            batch = self._crop_batch(image, kp[sel], mats[sel], sel)
+            self._store(self._run(batch, flip_index), kp, refined, evidence, sigmas)
+        gated, accept = self._apply_gate(kp, refined, evidence)
+        return {"ungated": refined, "gated": gated, "accept": accept, "ok": ok, "evidence": evidence}
 
-    def _crop_batch(self, image: np.ndarray, kp: np.ndarray, mats: np.ndarray) -> _Pending:
+    def _crop_batch(self, image: np.ndarray, kp: np.ndarray, mats: np.ndarray, slots=None) -> _Pending:
         crops = np.stack([warp_image(image, m, self.input_size) for m in mats])
         poses = apply_affine(kp, mats)
         valid = ~absent_mask(kp, self.absent_policy)
-        return _Pending(list(range(len(kp))), crops, poses, valid, invert_affine(mats))
+        slots = list(range(len(kp))) if slots is None else list(slots)
+        return _Pending(slots, list(crops), list(poses), list(valid), list(invert_affine(mats)))
 
     # -- whole results files -----------------------------------------------------------------------------------
     def refine(self, dataset: CocoDataset, results: Sequence[dict], progress: Progress = no_progress) -> list[dict]:
         """Refine validated COCO results on ``dataset``'s images; one output record per input, in the same order.
 
-        Raises a one-line :class:`PosefixError` for results whose images are missing from ``dataset`` (ids or
-        files), an unreadable image, or a keypoint count other than the refiner's; nothing is returned partially.
+        The records are gated when a gate is applied (:attr:`gate`), else ungated; :meth:`refine_detailed` gives
+        both from the same pass. Raises a one-line :class:`PosefixError` for results whose images are missing from
+        ``dataset`` (ids or files), an unreadable image, or a keypoint count other than the refiner's; nothing is
+        returned partially.
         """
+        return self.refine_detailed(dataset, results, progress).records
+
+    def refine_detailed(self, dataset: CocoDataset, results: Sequence[dict],
+                        progress: Progress = no_progress) -> RefineOutput:
+        """One refinement pass, both readings: the ungated records (exactly what ``refine`` gives without a gate),
+        the gated records with ``refine_accepted`` and the (N, K) accept mask (None without a gate), and the
+        gate's evidence (:class:`~posefix_bench.engine.gate.KeypointEvidence`)."""
+        from posefix_bench.engine.gate import KeypointEvidence
+
         records = list(results)
-        if not records:
-            return []
         k = self.model.config.num_keypoints
+        if not records:
+            return RefineOutput([], [] if self.gate is not None else None,
+                                np.zeros((0, k), bool) if self.gate is not None else None,
+                                KeypointEvidence.empty(0, k, np.zeros((0, k))))
         self._check_schema(dataset.schema.num_keypoints, str(dataset.path))
         kp = np.asarray([r["keypoints"] for r in records], dtype=np.float64)
         if kp.ndim != 2 or kp.shape[1] != 3 * k:
@@ -285,13 +385,61 @@ class RefinePostProcessor:
             i = int(np.flatnonzero(np.isnan(bboxes).any(axis=1))[0])
             raise PosefixError(f"results: record {i} has no valid 'bbox' (needed to crop with box='bbox')")
         mats, ok = crop_matrices(kp, bboxes, self.input_size, self.box, self.absent_policy)
-        refined = kp.copy()
-        for slots, coords, conf, inverse in self._batches(dataset, records, kp, mats, ok, progress):
-            refined[slots] = _merge(kp[slots], coords, conf, inverse, self.absent_policy)
-        return [self.output_record(r, refined[i], bool(ok[i])) for i, r in enumerate(records)]
+        refined, evidence = kp.copy(), self._empty_evidence(kp, ok)
+        for out in self._batches(dataset, records, kp, mats, ok, progress):
+            self._store(out, kp, refined, evidence, dataset.schema.sigma_array)
+        ungated = [self.output_record(r, refined[i], bool(ok[i])) for i, r in enumerate(records)]
+        gated_kp, accept = self._apply_gate(kp, refined, evidence)
+        gated = None
+        if gated_kp is not None:
+            gated = [dict(self.output_record(r, gated_kp[i], bool(ok[i])),
+                          refine_accepted=[int(v) for v in accept[i]]) for i, r in enumerate(records)]
+        return RefineOutput(ungated, gated, accept, evidence)
 
-    def _batches(self, dataset, records, kp, mats, ok, progress) -> Iterator:
-        """(slots, coords, confidence, inverse matrices) per model batch, reading every image once."""
+    def _empty_evidence(self, kp: np.ndarray, ok: np.ndarray):
+        from posefix_bench.engine.gate import KeypointEvidence
+
+        ev = KeypointEvidence.empty(kp.shape[0], kp.shape[1], kp[..., 2])
+        ev.refinable = ok[:, None] & ~absent_mask(kp, self.absent_policy)
+        return ev
+
+    def _store(self, out: dict, kp: np.ndarray, refined: np.ndarray, ev, sigmas: np.ndarray | None) -> None:
+        """Write one model batch's refined keypoints and gate evidence into the (N, ...) arrays; ``sigmas`` (K,)
+        are the OKS sigmas the move is measured with (None: the move stays NaN)."""
+        from posefix_bench.codecs.oks import keypoint_similarity
+        from posefix_bench.engine.gate import person_area_in_crop
+
+        slots = out["slots"]
+        refined[slots] = _merge(kp[slots], out["coords"], out["confidence"], out["inverse"], self.absent_policy)
+        ev.ref_conf[slots] = out["confidence"]
+        ev.input_mass[slots] = out["input_mass"]
+        if sigmas is not None:  # the move in OKS units: -ln KS of the step, the person box's area in the crop
+            d2 = ((out["coords"] - out["poses"]) ** 2).sum(axis=-1)
+            ks = keypoint_similarity(d2, np.float64(person_area_in_crop(self.input_size, self.box)), sigmas)
+            ev.move[slots] = -np.log(np.maximum(ks, 1e-300))
+
+    def _builtin_sigmas(self) -> np.ndarray | None:
+        """(K,) OKS sigmas of the refiner's built-in keypoint schema; None for another schema (then a gate cannot
+        be applied without a dataset: :meth:`refine_detailed` takes the dataset's)."""
+        from posefix_bench.structures.schema import SCHEMAS
+
+        schema = SCHEMAS.get(self.model.config.schema)
+        if schema is None or schema.num_keypoints != self.model.config.num_keypoints:
+            if self.gate is not None:
+                raise PosefixError(f"refine: the gate needs OKS sigmas, and the refiner's schema "
+                                   f"{self.model.config.schema!r} is not built in (refine a dataset instead)")
+            return None
+        return schema.sigma_array
+
+    def _apply_gate(self, kp: np.ndarray, refined: np.ndarray, ev):
+        """(gated (N, K, 3), accept (N, K)) or (None, None) without a gate."""
+        if self.gate is None:
+            return None, None
+        accept = self.gate.decide(ev)
+        return np.where(accept[..., None], refined, kp), accept
+
+    def _batches(self, dataset, records, kp, mats, ok, progress) -> Iterator[dict]:
+        """One dict per model batch (:meth:`_run`), reading every image once."""
         by_image: OrderedDict[int, list[int]] = OrderedDict()
         for i, r in enumerate(records):
             if ok[i]:
@@ -300,9 +448,9 @@ class RefinePostProcessor:
         pending = _Pending([], [], [], [], [])
         for image_id, slots in progress(by_image.items(), total=len(by_image), desc="refine"):
             image = dataset.read_image(image_id)
-            part = self._crop_batch(image, kp[slots], mats[slots])
-            for j, slot in enumerate(slots):
-                pending.slots.append(slot)
+            part = self._crop_batch(image, kp[slots], mats[slots], slots)
+            for j in range(len(part)):
+                pending.slots.append(part.slots[j])
                 pending.crops.append(part.crops[j])
                 pending.poses.append(part.poses[j])
                 pending.valid.append(part.valid[j])
@@ -313,9 +461,12 @@ class RefinePostProcessor:
         if len(pending):
             yield self._run(pending, flip_index)
 
-    def _run(self, p: _Pending, flip_index):
-        coords, conf = self.refine_crops(np.stack(p.crops), np.stack(p.poses), np.stack(p.valid), flip_index)
-        return np.asarray(p.slots), coords, conf, np.stack(p.inverse)
+    def _run(self, p: _Pending, flip_index) -> dict:
+        """Model outputs of pending crops: ``slots``, ``coords``, ``confidence``, ``input_mass``, ``inverse``,
+        ``poses`` (the input keypoints in crop pixels)."""
+        poses = np.stack(p.poses)
+        out = self.refine_crops_detailed(np.stack(p.crops), poses, np.stack(p.valid), flip_index)
+        return dict(out, slots=np.asarray(p.slots), inverse=np.stack(p.inverse), poses=poses)
 
     def output_record(self, rec: dict, keypoints: np.ndarray, ok: bool) -> dict:
         """A copy of input record ``rec`` with refined (K, 3) ``keypoints``, ``refined_by``, ``refine_precision``,

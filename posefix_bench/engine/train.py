@@ -15,7 +15,8 @@ schedule). Three sections:
 - ``model``: :class:`posefix_bench.models.RefinerConfig` fields (the keypoint count and schema come from the data).
 - ``data``: ``root``, ``train_split``, ``val_split``, ``mix``, ``lower_body=dict(p, factor, cutout)``,
   ``scale_factor``, ``rotation_factor``, ``rotation_prob``, ``flip``, ``padding``, ``min_keypoints``, ``max_samples``,
-  ``cache_images`` (see :class:`DataSettings`).
+  ``cache_images``, ``holdout`` and ``holdout_seed`` (training images left out for gate calibration,
+  :func:`~posefix_bench.engine.data.holdout_image_ids`) (see :class:`DataSettings`).
 - ``train``: ``epochs``, ``max_iters``, ``batch_size`` (global), ``lr``, ``milestones`` (epochs), ``gamma``,
   ``weight_decay``, ``amp``, ``seed``, ``device``, ``threads``, ``num_workers``, ``checkpoint_interval``,
   ``max_keep_ckpts``, ``log_interval`` (see :class:`TrainSettings`).
@@ -50,7 +51,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
-from posefix_bench.engine.data import AugmentConfig, IterationSampler, RefinerTrainSet, collate_samples
+from posefix_bench.engine.data import (
+    AugmentConfig,
+    IterationSampler,
+    RefinerTrainSet,
+    collate_samples,
+    holdout_image_ids,
+)
 from posefix_bench.engine.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -77,6 +84,7 @@ __all__ = [
     "train",
     "resolve_train_precision",
     "KILL_ENV",
+    "data_root",
 ]
 
 KILL_ENV = "POSEFIX_TRAIN_KILL_AFTER"
@@ -102,6 +110,8 @@ class DataSettings:
     min_keypoints: int = 1
     max_samples: int | None = None
     cache_images: bool = False
+    holdout: float = 0.0  # training images kept out of training for gate calibration: fraction in [0, 1) or count
+    holdout_seed: int = 0
 
     def augment(self) -> AugmentConfig:
         return AugmentConfig(self.scale_factor, self.rotation_factor, self.rotation_prob, self.flip, self.padding)
@@ -194,6 +204,7 @@ def parse_config(cfg) -> tuple[dict, DataSettings, TrainSettings]:
         (0 <= data.scale_factor < 1, "data.scale_factor must be in [0, 1)"),
         (data.rotation_factor >= 0, "data.rotation_factor must be >= 0"),
         (data.padding > 0, "data.padding must be positive"),
+        (isinstance(data.holdout, (int, float)) and data.holdout >= 0, "data.holdout must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:
@@ -215,6 +226,20 @@ def milestone_iterations(tr: TrainSettings, iters_per_epoch: int) -> list[int]:
 def lr_at(iteration: int, base_lr: float, milestones: list[int], gamma: float) -> float:
     """Step schedule: ``base_lr * gamma ** (number of milestones <= iteration)``."""
     return float(base_lr * gamma ** sum(iteration >= m for m in milestones))
+
+
+def data_root(data: DataSettings) -> Path:
+    """The data root of a config's ``data`` section: ``root``, or the sandbox it describes (generated on first use)."""
+    if data.root is not None:
+        return Path(data.root)
+    from posefix_bench.engine.sandbox import SandboxParams, ensure_sandbox
+    from posefix_bench.structures.coco import default_cache_root
+
+    try:
+        params = SandboxParams(**dict(data.sandbox))
+    except TypeError as e:
+        raise PosefixError(f"config: data.sandbox: {e}") from None
+    return ensure_sandbox(default_cache_root() / "sandbox", params)
 
 
 # -- the trainer ---------------------------------------------------------------------------------------------------
@@ -241,13 +266,14 @@ class Trainer:
         torch.set_num_threads(int(self.tr.threads or local_cpu_share(self.dist)))
 
         self.dataset = self._open_dataset()
+        self.holdout = holdout_image_ids(self.dataset.image_ids, self.data_cfg.holdout, self.data_cfg.holdout_seed)
         self.mix = get_mix(self.data_cfg.mix, self.dataset.schema)
         lower_body = _lower_body(self.data_cfg.lower_body, LowerBodyAug)
         self.trainset = RefinerTrainSet(
             self.dataset, self._input_size(), self.mix, seed=self.tr.seed, augment=self.data_cfg.augment(),
             lower_body=lower_body if lower_body.p > 0 else None,
             min_keypoints=self.data_cfg.min_keypoints, max_samples=self.data_cfg.max_samples,
-            cache_images=self.data_cfg.cache_images,
+            cache_images=self.data_cfg.cache_images, exclude_images=frozenset(self.holdout),
         )
         probe = IterationSampler(len(self.trainset), self.tr.batch_size, self.tr.seed, 0, 0,
                                  self.dist.rank, self.dist.world_size)
@@ -301,20 +327,8 @@ class Trainer:
             record = box[0]
         return record
 
-    def _data_root(self) -> Path:
-        if self.data_cfg.root is not None:
-            return Path(self.data_cfg.root)
-        from posefix_bench.engine.sandbox import SandboxParams, ensure_sandbox
-        from posefix_bench.structures.coco import default_cache_root
-
-        try:
-            params = SandboxParams(**dict(self.data_cfg.sandbox))
-        except TypeError as e:
-            raise PosefixError(f"config: data.sandbox: {e}") from None
-        return ensure_sandbox(default_cache_root() / "sandbox", params)
-
     def _open_dataset(self) -> CocoDataset:
-        root = self._data_root()
+        root = data_root(self.data_cfg)
         if not root.is_dir():
             raise file_error(root, "data root not found (data.root)")
         ann, images = coco_split_paths(root, self.data_cfg.train_split)
@@ -389,6 +403,7 @@ class Trainer:
             "batch_size": int(self.tr.batch_size),
             "world_size": int(self.dist.world_size),
             "precision": self.precision["precision"],
+            "holdout": {"images": len(self.holdout), "seed": int(self.data_cfg.holdout_seed)},
         }
 
     def training_state(self) -> dict:

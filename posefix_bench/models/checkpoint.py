@@ -5,9 +5,13 @@ A checkpoint is a ``torch.save`` dict::
     {"format": "posefix-bench/refiner/v1",
      "config": RefinerConfig.to_dict(),          # backbone, head variant, input size, sigma, ...
      "state_dict": {name: tensor},               # CPU tensors
-     "meta": {"trained": bool, "iterations", "seed", "dataset", "mix", ...}}   # plain JSON values
+     "meta": {"trained": bool, "iterations", "seed", "dataset", "mix", ...},   # plain JSON values
+     "gate": {...}}                              # optional: the calibrated per-keypoint gate (issue 17)
 
 Training checkpoints may add keys (optimizer, scheduler, RNG states, ...); :func:`load_refiner` ignores them.
+The gate is a plain JSON record (weights, threshold and how it was calibrated; its meaning is
+:mod:`posefix_bench.engine.gate`'s): :func:`save_gate` writes it into a finished checkpoint, replacing any earlier
+one, and :func:`load_refiner_and_gate` returns it (None for checkpoints without one, e.g. older ones).
 Loading rebuilds the network from ``config`` and requires the weights to match it exactly, so a checkpoint of
 another architecture or head variant is refused with a one-line :class:`PosefixError` instead of loading silently.
 """
@@ -29,7 +33,8 @@ from posefix_bench.models.fold import is_folded
 from posefix_bench.models.refiner import Refiner, build_refiner
 from posefix_bench.structures.io import atomic_write_with, to_jsonable
 
-__all__ = ["CHECKPOINT_FORMAT", "META_DEFAULTS", "unwrap_model", "refiner_checkpoint", "save_refiner", "load_refiner"]
+__all__ = ["CHECKPOINT_FORMAT", "META_DEFAULTS", "unwrap_model", "refiner_checkpoint", "save_refiner", "load_refiner",
+           "load_refiner_and_gate", "save_gate"]
 
 CHECKPOINT_FORMAT = "posefix-bench/refiner/v1"
 META_DEFAULTS = {"trained": False, "iterations": None, "seed": None, "dataset": None, "mix": None}
@@ -132,6 +137,16 @@ def load_refiner(
         PosefixError: missing file; not a refiner checkpoint (e.g. an mmpose one); unknown backbone / head name;
         weights that do not match the config; a config that differs from ``expect``.
     """
+    model, meta, _ = load_refiner_and_gate(path, map_location, expect)
+    return model, meta
+
+
+def load_refiner_and_gate(
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    expect: Mapping[str, Any] | None = None,
+) -> tuple[Refiner, dict, dict | None]:
+    """:func:`load_refiner` plus the checkpoint's gate record (None when it has none)."""
     p = Path(path)
     if not p.is_file():
         raise file_error(p, "is a directory, not a refiner checkpoint" if p.is_dir() else "refiner checkpoint not found")
@@ -153,4 +168,26 @@ def load_refiner(
     if isinstance(map_location, (str, torch.device)):
         model.to(map_location)
     meta = {**META_DEFAULTS, **dict(ckpt.get("meta") or {})}
-    return model.eval(), meta
+    gate = ckpt.get("gate")
+    if gate is not None and not isinstance(gate, dict):
+        raise file_error(p, f"refiner checkpoint's 'gate' is a {type(gate).__name__}, not a dict")
+    return model.eval(), meta, gate
+
+
+def save_gate(path: str | os.PathLike, gate: Mapping[str, Any], out: str | os.PathLike | None = None) -> Path:
+    """Write a gate record into a refiner checkpoint (replacing an earlier gate), atomically.
+
+    Args:
+        path: a refiner checkpoint (final or training checkpoint; every other key is kept as it is).
+        gate: the gate record (plain JSON values).
+        out: where to write the result; default: ``path`` itself.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise file_error(p, "refiner checkpoint not found")
+    ckpt = _read(p, "cpu")
+    _check_format(p, ckpt)
+    if not isinstance(gate, Mapping):
+        raise PosefixError(f"gate for {p}: expected a dict, got {type(gate).__name__}")
+    ckpt["gate"] = to_jsonable(dict(gate))
+    return atomic_write_with(Path(out) if out is not None else p, lambda tmp: torch.save(ckpt, tmp))
