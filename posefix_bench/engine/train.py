@@ -312,8 +312,8 @@ class Trainer:
         import torch
 
         requested = amp_to_precision(self.tr.amp, self.device)
-        latest = self.checkpoint_dir / "latest.pth"
-        if requested == "auto" and latest.is_file():
+        latest = find_resume_checkpoint(self.checkpoint_dir).path if requested == "auto" else None
+        if latest is not None:
             saved = torch.load(latest, map_location="cpu", weights_only=True).get("precision")
             if isinstance(saved, dict) and saved.get("precision") in ("fp32", "bf16", "fp16"):
                 return dict(saved, kept_from=str(latest))

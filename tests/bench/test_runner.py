@@ -24,7 +24,7 @@ def _profile(folder: Path) -> Path:
     for head in ("prior+skip", "posefix"):
         (folder / f"r18_64x48_paper_lb-off_{head}.py").write_text(
             f"_base_ = ['{base}']\nmodel = dict(head='{head}')\n"
-            "data = dict(sandbox=dict(seed=3, train=10, val=6))\n"
+            "data = dict(sandbox=dict(seed=3, train=10, val=6), holdout=2)\n"
             "train = dict(max_iters=4, batch_size=8, checkpoint_interval=2, log_interval=2)\n"
             "bench = dict(tags=['head'])\n")
     return folder
