@@ -27,7 +27,7 @@ from posefix_bench.errors import PosefixError
 from posefix_bench.progress import no_progress
 from posefix_bench.sources.boxes import BoxSet, gt_boxes
 
-__all__ = ["METHODS", "method_options", "post_processing_throughput"]
+__all__ = ["METHODS", "method_options", "methods_for", "post_processing_throughput"]
 
 METHODS = {
     "plain": {},
@@ -42,6 +42,15 @@ def method_options(method: str) -> dict:
     if method not in METHODS:
         raise PosefixError(f"post-processing method {method!r}: unknown (known: {', '.join(METHODS)})")
     return {"flip_test": False, "decode": "standard", **METHODS[method]}
+
+
+def methods_for(card) -> list[str]:
+    """The methods that apply to a card (an :class:`~posefix_bench.sources.cards.EstimatorCard`, file or name):
+    all four for a heatmap head (``MSRAHeatmap`` codec), ``plain`` and ``flip-test`` otherwise."""
+    from posefix_bench.sources.mmpose_train import resolve_card
+
+    decoder = (resolve_card(card).config.model.get("head") or {}).get("decoder") or {}
+    return list(METHODS) if decoder.get("type") == "MSRAHeatmap" else ["plain", "flip-test"]
 
 
 def _first_persons(dataset, boxes: BoxSet, persons: int) -> BoxSet:

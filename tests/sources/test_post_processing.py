@@ -9,7 +9,7 @@ import torch
 from posefix_bench.errors import PosefixError
 from posefix_bench.sources import get_source
 from posefix_bench.sources.mmpose_source import dark_blur_kernel
-from posefix_bench.sources.post_processing import METHODS, method_options, post_processing_throughput
+from posefix_bench.sources.post_processing import METHODS, method_options, methods_for, post_processing_throughput
 
 HEATMAP_CARD = "sandbox-simplebaseline-r18-128x96"  # MSRAHeatmap codec, 128x96 input, 32x24 heatmaps
 SIMCC_CARD = "sandbox-rtmpose-t-64x48"
@@ -98,6 +98,12 @@ def test_flip_test_makes_a_symmetric_crop_give_a_mirror_symmetric_pose(heatmap_s
         flip.model.test_cfg["shift_heatmap"] = True
     # the same random network without the flip test is not symmetric
     assert max(_mirror_error(heatmap_sources["plain"], seed) for seed in range(3)) > 4 * quarter
+
+
+def test_dark_applies_to_heatmap_cards_only():
+    assert methods_for(HEATMAP_CARD) == ["plain", "flip-test", "dark", "flip-test+dark"]
+    assert methods_for(SIMCC_CARD) == ["plain", "flip-test"]
+    assert methods_for("hrnet-w32-256x192") == list(METHODS)
 
 
 def test_bad_post_processing_options_are_one_line_errors():
