@@ -5,8 +5,6 @@ card = dict(
     name='hrnet-w32-256x192',
     family='HRNet',
     description='HRNet-W32, heatmap head, 256x192 (mmpose model zoo)',
-    mmpose_config='body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-256x192.py',
-    input_size=(192, 256),
     checkpoint='https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/coco/'
     'td-hm_hrnet-w32_8xb64-210e_coco-256x192-81c58e40_20220909.pth',
     trained_on='COCO train2017',

@@ -6,8 +6,6 @@ card = dict(
     name='hrnet-w48-384x288',
     family='HRNet',
     description='HRNet-W48, heatmap head, 384x288 (mmpose model zoo)',
-    mmpose_config='body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w48_8xb32-210e_coco-384x288.py',
-    input_size=(288, 384),
     checkpoint='https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/coco/'
     'td-hm_hrnet-w48_8xb32-210e_coco-384x288-c161b7de_20220915.pth',
     trained_on='COCO train2017',

@@ -6,8 +6,6 @@ card = dict(
     name='rtmpose-m-256x192',
     family='RTMPose',
     description='RTMPose-m, CSPNeXt backbone, SimCC head, 256x192 (mmpose model zoo)',
-    mmpose_config='body_2d_keypoint/rtmpose/coco/rtmpose-m_8xb256-420e_coco-256x192.py',
-    input_size=(192, 256),
     checkpoint='https://download.openmmlab.com/mmpose/v1/projects/rtmposev1/'
     'rtmpose-m_simcc-coco_pt-aic-coco_420e-256x192-d8dd5ca4_20230127.pth',
     trained_on='COCO train2017 (backbone pre-trained on AIC+COCO)',

@@ -6,8 +6,6 @@ card = dict(
     name='simplebaseline-r50-256x192',
     family='SimpleBaseline',
     description='SimpleBaseline ResNet-50, heatmap head, 256x192 (mmpose model zoo)',
-    mmpose_config='body_2d_keypoint/topdown_heatmap/coco/td-hm_res50_8xb64-210e_coco-256x192.py',
-    input_size=(192, 256),
     checkpoint='https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/coco/'
     'td-hm_res50_8xb64-210e_coco-256x192-04af38ce_20220923.pth',
     trained_on='COCO train2017',

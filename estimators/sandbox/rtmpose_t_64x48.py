@@ -40,9 +40,9 @@ val_pipeline = [
     dict(type='PackPoseInputs'),
 ]
 
-train_dataloader = dict(batch_size=32, num_workers=0, persistent_workers=False,
-                        dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(batch_size=32, num_workers=0, persistent_workers=False, dataset=dict(pipeline=val_pipeline))
+# one data process and no validation loop: set at training time (posefix_bench.sources.mmpose_train)
+train_dataloader = dict(batch_size=32, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
 train_cfg = dict(_delete_=True, by_epoch=False, max_iters=max_iters, val_interval=max_iters + 1)
@@ -59,9 +59,5 @@ card = dict(
     name='sandbox-rtmpose-t-64x48',
     family='RTMPose',
     description='RTMPose-t (CSPNeXt-t stem + 2 stages, RTMCC SimCC head), 64x48, trained on the sandbox here',
-    mmpose_config='body_2d_keypoint/rtmpose/coco/rtmpose-t_8xb256-420e_coco-256x192.py',
-    input_size=(48, 64),
-    checkpoint=None,
     trained_on='the procedural sandbox (posefix_bench.sources.mmpose_train)',
-    published=None,
 )

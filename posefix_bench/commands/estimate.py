@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--untrained", action="store_true", help="run with random weights (outputs marked untrained)")
     _checks.add_device(g, default=None)
     g.add_argument("--batch-size", type=int, help="person crops per forward pass (default 16)")
+    g.add_argument("--flip-test", action="store_true", help="add mmpose's flip test (default: the plain estimator)")
+    g.add_argument("--decode", choices=("standard", "dark"),
+                   help="heatmap decoding: standard (argmax + quarter offset, default) or dark (DARK, heatmap heads)")
     g = p.add_argument_group("results-file and synthetic sources")
     _checks.add_results(g, required=False)
     g.add_argument("--mix", help="synthetic: error mix (name, error-profile JSON)")
@@ -41,6 +44,7 @@ def _options(args: argparse.Namespace) -> dict:
     given = {
         "checkpoint": args.checkpoint, "device": args.device, "batch_size": args.batch_size,
         "untrained": True if args.untrained else None, "path": args.results, "mix": args.mix, "seed": args.seed,
+        "flip_test": True if args.flip_test else None, "decode": args.decode,
     }
     return {k: v for k, v in given.items() if v is not None}
 
@@ -96,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
     if info.kind in TOP_DOWN_KINDS:  # runs on the boxes
         n_images = sum(1 for i in boxes.image_ids if len(boxes.for_image(i)))
         n_persons = boxes.num_boxes
-        print(f"{info.name}: {len(results)} poses from {n_persons} boxes ({boxes.origin}) on {n_images} images")
+        method = info.extra.get("method")
+        post = f" with {method} post-processing" if method and method != "plain" else ""
+        print(f"{info.name}{post}: {len(results)} poses from {n_persons} boxes ({boxes.origin}) on {n_images} images")
     else:  # makes its own persons
         n_images, n_persons = len({r["image_id"] for r in results}), len(results)
         print(f"{info.name}: {n_persons} poses on {n_images} images (boxes not used)")

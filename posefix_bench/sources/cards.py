@@ -1,21 +1,27 @@
 """Estimator cards: one small mmengine config per upstream mmpose estimator, kept in ``estimators/``.
 
-A card is an mmengine config file whose ``_base_`` is the estimator's official mmpose config, shipped inside the
-mmpose wheel (``mmpose::body_2d_keypoint/...``; mmengine resolves the ``mmpose::`` scope to
-``mmpose/.mim/configs``), plus a ``card`` dict of metadata::
+A card is an mmengine config file whose ``_base_`` leads to the estimator's official mmpose config, shipped inside
+the mmpose wheel (``mmpose::body_2d_keypoint/...``; mmengine resolves the ``mmpose::`` scope to
+``mmpose/.mim/configs``), directly or through a shared local base (``_base_ = ['./_sandbox_.py']``), plus a ``card``
+dict of metadata::
 
     _base_ = ['mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_res50_8xb64-210e_coco-256x192.py']
     card = dict(
         name='simplebaseline-r50-256x192', family='SimpleBaseline', description='...',
-        mmpose_config='body_2d_keypoint/topdown_heatmap/coco/td-hm_res50_8xb64-210e_coco-256x192.py',
-        input_size=(192, 256),                    # (width, height), as mmpose's codecs write it
-        checkpoint='https://download.openmmlab.com/...pth',   # None: trained here (sandbox cards)
+        checkpoint='https://download.openmmlab.com/...pth',   # None / absent: trained here (sandbox cards)
         trained_on='COCO train2017',
         published=dict(AP=..., AP50=..., detector='...', source='https://github.com/open-mmlab/mmpose/...md'))
 
+Each fact is written once: the official config (:attr:`EstimatorCard.mmpose_config`) is the one ``mmpose::`` entry
+the ``_base_`` chain leads to, and the input size is the test pipeline's ``TopdownAffine`` size (a card may still
+state ``mmpose_config`` / ``input_size``; they are checked against the config). A sandbox card may add
+``ladder=(...)``: the training iterations at which :func:`posefix_bench.sources.mmpose_train.train_mmpose_ladder`
+saves its weights (estimators of one family at several strengths).
+
 A zoo card adds nothing else, so the model is exactly the published one; a sandbox card (``estimators/sandbox/``)
 overrides the base like any mmengine config (smaller input, shallower backbone, a short schedule) and is trained
-here by :func:`posefix_bench.sources.mmpose_train.train_mmpose_estimator`.
+here by :func:`posefix_bench.sources.mmpose_train.train_mmpose_estimator`. Files whose names start with ``_`` are
+shared bases, not cards.
 
 The folder is ``$POSEFIX_ESTIMATORS`` if set, else ``estimators/`` at the repository root.
 """
@@ -43,8 +49,8 @@ __all__ = [
 
 ESTIMATORS_ENV = "POSEFIX_ESTIMATORS"
 MMPOSE_SCOPE = "mmpose::"
-_REQUIRED = ("name", "family", "mmpose_config", "input_size")
-_cache: dict[Path, tuple[int, "EstimatorCard"]] = {}
+_REQUIRED = ("name", "family")
+_cache: dict[Path, tuple[tuple, "EstimatorCard"]] = {}
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class EstimatorCard:
         published: published accuracy with its detector and source page; None for sandbox cards.
         description: one line.
         config: the full mmengine ``Config`` (base merged with the card's overrides).
+        ladder: training iterations to save weights at for an input-strength ladder; () if none.
     """
 
     name: str
@@ -74,6 +81,7 @@ class EstimatorCard:
     published: Mapping | None
     description: str
     config: Any = field(repr=False, compare=False)
+    ladder: tuple[int, ...] = ()
 
     @property
     def is_sandbox(self) -> bool:
@@ -105,7 +113,7 @@ def _parse(path: Path) -> ast.Module:
 
 
 def _base_files(path: Path) -> list[str]:
-    """The card's ``_base_`` entries, read without executing it."""
+    """The config's ``_base_`` entries, read without executing it."""
     for node in _parse(path).body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_base_" for t in node.targets):
             try:
@@ -116,19 +124,38 @@ def _base_files(path: Path) -> list[str]:
     return []
 
 
-def _check_base(path: Path, mmpose_config: str) -> None:
-    bases = _base_files(path)
-    wanted = MMPOSE_SCOPE + mmpose_config
-    if wanted not in bases:
-        raise file_error(path, f"_base_ must include {wanted!r} (the card's mmpose_config); it is {bases}")
-    for base in bases:
+def _mmpose_bases(path: Path, card: Path, seen: tuple[Path, ...] = ()) -> list[str]:
+    """The ``mmpose::`` configs a card derives from, following its local ``_base_`` files (e.g. a shared
+    ``_sandbox_*.py``) recursively; each is checked to exist."""
+    found: list[str] = []
+    for base in _base_files(path):
         if base.startswith(MMPOSE_SCOPE):
             target = mmpose_configs_dir() / base[len(MMPOSE_SCOPE):]
             if not target.is_file():
-                raise file_error(path, f"mmpose config {base[len(MMPOSE_SCOPE):]!r} not found in the installed "
+                raise file_error(card, f"mmpose config {base[len(MMPOSE_SCOPE):]!r} not found in the installed "
                                        f"mmpose (looked for {target})")
-        elif not (path.parent / base).is_file():
-            raise file_error(path, f"_base_ config {base!r} not found")
+            found.append(base[len(MMPOSE_SCOPE):])
+            continue
+        local = (path.parent / base).resolve()
+        if not local.is_file():
+            raise file_error(card, f"_base_ config {base!r} not found")
+        if local in seen:
+            raise file_error(card, f"_base_ configs include each other ({local.name})")
+        found += _mmpose_bases(local, card, (*seen, local))
+    return found
+
+
+def _mmpose_config(path: Path, meta: Mapping) -> str:
+    """The one official mmpose config under the card's ``_base_`` chain (named once, there)."""
+    found = sorted(set(_mmpose_bases(path, path)))
+    if len(found) != 1:
+        raise file_error(path, f"_base_ must lead to exactly one {MMPOSE_SCOPE} config (the estimator's official "
+                               f"mmpose config); it leads to {found or 'none'}")
+    given = meta.get("mmpose_config")
+    if given is not None and given != found[0]:
+        raise file_error(path, f"card mmpose_config {given!r} is not the {MMPOSE_SCOPE} config its _base_ leads to "
+                               f"({found[0]!r}; leave mmpose_config out)")
+    return found[0]
 
 
 def _pipeline_input_size(cfg) -> tuple[int, int] | None:
@@ -161,7 +188,7 @@ def _parse_config(path: Path):
 
 
 def load_card(path: str | os.PathLike) -> EstimatorCard:
-    """Parse and check a card (cached until the file changes).
+    """Parse and check a card (cached until the file or one of its local ``_base_`` files changes).
 
     Raises a one-line :class:`PosefixError` for a missing file, a missing ``card`` dict or key, an mmpose config that
     the installed wheel does not ship, or an ``input_size`` that disagrees with the config's test pipeline.
@@ -169,33 +196,67 @@ def load_card(path: str | os.PathLike) -> EstimatorCard:
     p = Path(path).resolve()
     if not p.is_file():
         raise file_error(p, "estimator card not found")
-    mtime = p.stat().st_mtime_ns
+    mtime = _stamp(p)
     hit = _cache.get(p)
     if hit is not None and hit[0] == mtime:
         return hit[1]
     meta = _card_dict(p)
-    _check_base(p, str(meta["mmpose_config"]))
+    mmpose_config = _mmpose_config(p, meta)
     cfg = _read_config(p)
-    input_size = tuple(int(v) for v in meta["input_size"])
     pipe_size = _pipeline_input_size(cfg)
     if pipe_size is None:
         raise file_error(p, "the config's test pipeline has no TopdownAffine step (not a top-down estimator)")
+    input_size = tuple(int(v) for v in meta.get("input_size", pipe_size))
     if pipe_size != input_size:
         raise file_error(p, f"card input_size {input_size} differs from the test pipeline's {pipe_size}")
+    ladder = _ladder(p, meta.get("ladder", ()), cfg)
     card = EstimatorCard(
         name=str(meta["name"]),
         path=p,
         family=str(meta["family"]),
-        mmpose_config=str(meta["mmpose_config"]),
+        mmpose_config=mmpose_config,
         input_size=input_size,
         checkpoint=meta.get("checkpoint"),
         trained_on=str(meta.get("trained_on", "")),
         published=dict(meta["published"]) if meta.get("published") else None,
         description=str(meta.get("description", "")),
         config=cfg,
+        ladder=ladder,
     )
     _cache[p] = (mtime, card)
     return card
+
+
+def _ladder(path: Path, ladder, cfg) -> tuple[int, ...]:
+    """The card's ``ladder``: training iterations to save weights at (increasing, within ``train_cfg.max_iters``)."""
+    if not ladder:
+        return ()
+    if not isinstance(ladder, (list, tuple)) or not all(isinstance(i, int) and i >= 1 for i in ladder) \
+            or list(ladder) != sorted(set(ladder)):
+        raise file_error(path, f"card ladder must be increasing iterations >= 1, got {ladder!r}")
+    train_cfg = cfg.get("train_cfg") or {}
+    if train_cfg.get("by_epoch", True) or ladder[-1] > int(train_cfg.get("max_iters", 0)):
+        raise file_error(path, f"card ladder {list(ladder)} needs an iteration-based schedule reaching "
+                               f"{ladder[-1]} iterations (train_cfg by_epoch=False, max_iters)")
+    return tuple(ladder)
+
+
+def _stamp(path: Path) -> tuple:
+    """Modification times and sizes of a card and of the local ``_base_`` files it reads (a changed base reloads it)."""
+    stamps, todo, seen = [], [path], set()
+    while todo:
+        f = todo.pop()
+        if f in seen or not f.is_file():
+            continue
+        seen.add(f)
+        st = f.stat()
+        stamps.append((str(f), st.st_mtime_ns, st.st_size))
+        try:
+            bases = _base_files(f)
+        except PosefixError:
+            continue  # reported when the card is parsed
+        todo += [(f.parent / b).resolve() for b in bases if not b.startswith(MMPOSE_SCOPE)]
+    return tuple(sorted(stamps))
 
 
 def _card_dict(path: Path) -> dict:

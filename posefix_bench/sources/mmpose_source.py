@@ -5,7 +5,15 @@ config (``mmpose.apis.init_model``), weights come from a local path or a URL thr
 ``CheckpointLoader`` (which caches downloads under torch hub's ``checkpoints/`` folder), and inference is mmpose's
 top-down path (``inference_topdown``) batched across images: each person box goes through the config's own test
 pipeline (``GetBBoxCenterScale`` with padding 1.25, ``TopdownAffine``, ``PackPoseInputs``) and batches go through
-``model.test_step`` (flip test and decoding as the config sets them).
+``model.test_step``.
+
+Test-time post-processing is the source's choice, not the config's (every official mmpose config turns the flip
+test on): by default the plain estimator, no flip test and the standard decoding (heatmaps: argmax plus a
+quarter-pixel step, ``MSRAHeatmap(unbiased=False)``); ``flip_test=True`` adds mmpose's flip test and
+``decode='dark'`` DARK's distribution-aware decoding (Zhang et al., CVPR 2020) for heatmap heads. Decoding is all
+that changes: a model keeps the weights (and so the target encoding) it was trained with. The info records the
+choice (``extra["method"]``, ``extra["post_processing"]``); :mod:`posefix_bench.sources.post_processing` names the
+methods and times them.
 
 The instance score is mmpose's (``mmpose.evaluation.CocoMetric.compute_metrics``, settings from the config's
 ``val_evaluator``): with the default ``score_mode='bbox_keypoint'`` the box score times the mean of the keypoint
@@ -34,9 +42,11 @@ from posefix_bench.sources.boxes import BoxSet, boxed_images, gt_boxes
 from posefix_bench.sources.cards import EstimatorCard
 from posefix_bench.structures.schema import COCO17
 
-__all__ = ["MmposeSource", "load_checkpoint_file", "checkpoint_cache_dir", "quiet_mmengine"]
+__all__ = ["DECODE_MODES", "MmposeSource", "build_mmpose_model", "checkpoint_cache_dir", "dark_blur_kernel",
+           "load_checkpoint_file", "quiet_mmengine"]
 
 _SCORE_MODES = ("bbox", "keypoint", "bbox_keypoint")
+DECODE_MODES = ("standard", "dark")
 
 
 @contextlib.contextmanager
@@ -147,12 +157,66 @@ def _resolve_device(device: str) -> str:
     return str(device)
 
 
-def build_mmpose_model(card: EstimatorCard, checkpoint: str | None, device: str = "cpu", seed: int = 0):
-    """An mmpose top-down model in eval mode: seeded random init, then the checkpoint's weights if given."""
+def dark_blur_kernel(sigma: float) -> int:
+    """The odd Gaussian-blur kernel size whose OpenCV default sigma (``0.3 * ((k - 1) / 2 - 1) + 0.8``, what
+    mmpose's ``gaussian_blur`` uses) is nearest the training Gaussian's ``sigma`` (heatmap pixels): DARK modulates
+    the predicted heatmap with the same Gaussian the targets were drawn with (Zhang et al., CVPR 2020, Sec. 3.1,
+    Eq. 9). mmpose's default 11 is this rule at its default sigma 2."""
+    half = max(1, int(round((float(sigma) - 0.8) / 0.3 + 1.0)))
+    return 2 * half + 1
+
+
+def _post_processing(cfg, card: EstimatorCard, flip_test: bool, decode: str) -> dict:
+    """Set the model's test-time post-processing in ``cfg`` (in place) and return a record of it.
+
+    ``flip_test``: mmpose's flip test (``test_cfg.flip_test``: the flipped crop goes through the network too and the
+    flipped output, its left/right keypoints swapped by the dataset meta's ``flip_indices``, is averaged with the
+    plain one), with the card's own ``flip_mode`` / ``shift_heatmap``. ``decode``: ``standard`` (heatmap heads:
+    argmax plus a quarter-pixel step towards the higher neighbour, ``MSRAHeatmap(unbiased=False)``; SimCC heads:
+    argmax without DARK) or ``dark`` (heatmap heads only: distribution-aware decoding, ``unbiased=True``, blur kernel
+    from :func:`dark_blur_kernel` unless the card sets one). Only decoding changes: the encoding a model was trained
+    with lives in the training pipeline, which inference never runs.
+    """
+    if decode not in DECODE_MODES:
+        raise PosefixError(f"source {card.name!r}: decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
+    test_cfg = dict(cfg.model.get("test_cfg") or {})
+    test_cfg["flip_test"] = bool(flip_test)
+    cfg.model.test_cfg = test_cfg
+    decoder = cfg.model.get("head", {}).get("decoder")
+    if not decoder:
+        raise PosefixError(f"source {card.name!r}: the config's head has no decoder to set decode={decode!r} on")
+    kind = decoder.get("type")
+    if kind == "MSRAHeatmap":
+        decoder["unbiased"] = decode == "dark"
+        if decode == "dark" and "blur_kernel_size" not in decoder:
+            decoder["blur_kernel_size"] = dark_blur_kernel(decoder.get("sigma", 2.0))
+        if decode == "standard":
+            decoder.pop("blur_kernel_size", None)
+    elif decode == "dark":
+        raise PosefixError(f"source {card.name!r}: decode='dark' needs a heatmap head (MSRAHeatmap codec); this "
+                           f"card's decoder is {kind}")
+    elif kind == "SimCCLabel":
+        decoder["use_dark"] = False
+    method = "+".join([m for m, on in (("flip-test", flip_test), ("dark", decode == "dark")) if on]) or "plain"
+    record = {"method": method, "flip_test": bool(flip_test), "decode": decode, "decoder": kind}
+    if flip_test:
+        record.update({k: test_cfg[k] for k in ("flip_mode", "shift_heatmap") if k in test_cfg})
+    if kind == "MSRAHeatmap":
+        record["unbiased"] = bool(decoder["unbiased"])
+        if decode == "dark":
+            record["blur_kernel_size"] = int(decoder["blur_kernel_size"])
+    return record
+
+
+def build_mmpose_model(card: EstimatorCard, checkpoint: str | None, device: str = "cpu", seed: int = 0,
+                       flip_test: bool = False, decode: str = "standard"):
+    """An mmpose top-down model in eval mode (seeded random init, then the checkpoint's weights if given) and the
+    record of its post-processing (:func:`_post_processing`)."""
     import torch
 
     cfg = copy.deepcopy(card.config)
     cfg.model.backbone.init_cfg = None  # never fetch ImageNet weights; the checkpoint (or nothing) sets them
+    post = _post_processing(cfg, card, flip_test, decode)
     with quiet_mmengine(), torch.random.fork_rng(devices=[]):
         from mmpose.apis import init_model
 
@@ -165,9 +229,11 @@ def build_mmpose_model(card: EstimatorCard, checkpoint: str | None, device: str 
         meta = ckpt.get("meta", {}) if isinstance(ckpt.get("meta"), dict) else {}
         if isinstance(meta.get("dataset_meta"), dict):
             model.dataset_meta = {**model.dataset_meta, **meta["dataset_meta"]}
+    if flip_test and not (model.dataset_meta or {}).get("flip_indices"):
+        raise PosefixError(f"source {card.name!r}: flip test needs the dataset meta's flip_indices, which are missing")
     model.to(device)
     model.eval()
-    return model
+    return model, post
 
 
 class MmposeSource(Source):
@@ -180,10 +246,15 @@ class MmposeSource(Source):
         batch_size: person crops per forward pass (across images).
         untrained: run with random weights (mmpose's init, seeded); every output is marked untrained.
         seed: seed of the random initialisation (matters only with ``untrained=True``).
+        flip_test: mmpose's flip test (default off: the plain estimator, whatever the card's config says).
+        decode: ``standard`` (default; argmax + quarter offset for heatmap heads) or ``dark`` (DARK's
+            distribution-aware decoding, heatmap heads only). ``info.extra["post_processing"]`` records both and
+            ``info.extra["method"]`` names the combination (``plain``, ``flip-test``, ``dark``, ``flip-test+dark``).
     """
 
     def __init__(self, card: EstimatorCard, checkpoint: str | os.PathLike | None = None, device: str = "cpu",
-                 batch_size: int = 16, untrained: bool = False, seed: int = 0):
+                 batch_size: int = 16, untrained: bool = False, seed: int = 0, flip_test: bool = False,
+                 decode: str = "standard"):
         if untrained and checkpoint is not None:
             raise PosefixError(f"source {card.name!r}: give either a checkpoint or untrained=True, not both")
         if batch_size < 1:
@@ -199,13 +270,16 @@ class MmposeSource(Source):
         self.device = _resolve_device(device)
         self.batch_size = int(batch_size)
         self.untrained = bool(untrained)
-        self.model = build_mmpose_model(card, ckpt, self.device, seed)
+        self.model, post = build_mmpose_model(card, ckpt, self.device, seed, flip_test=bool(flip_test),
+                                              decode=decode)
+        extras = {"flip-test": " + flip test", "dark": " + DARK decoding"}
         self.info = SourceInfo(
             name=card.name, kind="mmpose", family=card.family, schema=COCO17.name, input_size=card.input_size,
             weights=ckpt, trained=not untrained, published=card.published,
-            description=card.description + (" [UNTRAINED: random weights]" if untrained else ""),
+            description=card.description + "".join(extras.get(m, "") for m in post["method"].split("+"))
+            + (" [UNTRAINED: random weights]" if untrained else ""),
             extra={"mmpose_config": card.mmpose_config, "card": str(card.path), "device": self.device,
-                   "seed": seed if untrained else None},
+                   "seed": seed if untrained else None, "method": post["method"], "post_processing": post},
         )
         self._pipeline = None
 

@@ -28,7 +28,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from posefix_bench.errors import PosefixError, file_error
 from posefix_bench.progress import no_progress
@@ -37,7 +37,7 @@ from posefix_bench.structures.coco import CocoDataset, coco_split_paths
 from posefix_bench.structures.io import atomic_write_bytes, atomic_write_json
 from posefix_bench.structures.schema import COCO17
 
-__all__ = ["CHECKPOINT_FORMAT", "resolve_card", "resolve_split", "train_mmpose_estimator"]
+__all__ = ["CHECKPOINT_FORMAT", "resolve_card", "resolve_split", "train_mmpose_estimator", "train_mmpose_ladder"]
 
 CHECKPOINT_FORMAT = "posefix-bench/mmpose-checkpoint/v1"
 _run_counter = itertools.count()
@@ -130,26 +130,37 @@ def _restore_process_state():
         torch.set_num_threads(state[6])
 
 
-def _progress_hook(progress, total: int, desc: str):
+def _training_hook(progress, total: int, desc: str, save_at: Mapping[int, Path], meta: dict):
+    """Advances ``progress`` once per iteration, collects the losses, and writes the weights after each iteration
+    named in ``save_at`` (``{iteration: path}``, iterations counted from 1) with the wall time since the start."""
     from mmengine.hooks import Hook
 
-    class ProgressHook(Hook):
+    class TrainingHook(Hook):
         priority = "VERY_LOW"
 
         def __init__(self):
             self._it = iter(progress(range(total), total=total, desc=desc))
             self.losses: list[float] = []
+            self.saved: dict[int, float] = {}  # iteration -> seconds since the start of training
+            self._start = time.perf_counter()
+
+        def before_train(self, runner):
+            self._start = time.perf_counter()
 
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
             if outputs and "loss" in outputs:
                 self.losses.append(float(outputs["loss"].detach()))
+            done = runner.iter + 1  # mmengine counts the finished iteration after this hook
+            if done in save_at:
+                self.saved[done] = time.perf_counter() - self._start
+                _save_checkpoint(save_at[done], runner.model, {**meta, "iteration": done})
             next(self._it, None)
 
         def after_train(self, runner):
             for _ in self._it:
                 pass
 
-    return ProgressHook()
+    return TrainingHook()
 
 
 def _save_checkpoint(path: Path, model, meta: dict) -> None:
@@ -163,6 +174,63 @@ def _save_checkpoint(path: Path, model, meta: dict) -> None:
     buf = io.BytesIO()
     torch.save({"state_dict": state, "meta": meta}, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _ladder_name(card_name: str, iteration: int) -> str:
+    return f"{card_name}-iter{iteration}.pth"
+
+
+def _check_iterations(card: EstimatorCard, iterations: Sequence[int], max_iters: int) -> list[int]:
+    its = sorted({int(i) for i in iterations})
+    if not its or len(its) != len(list(iterations)) or its[0] < 1:
+        raise PosefixError(f"{card.name}: checkpoint iterations must be distinct and >= 1, got {list(iterations)}")
+    if its[-1] > max_iters:
+        raise PosefixError(f"{card.name}: checkpoint iteration {its[-1]} is past the end of the schedule "
+                           f"(max_iters {max_iters})")
+    return its
+
+
+def _train(card: EstimatorCard | str | os.PathLike, coco_root, work_dir, overrides, train_split, seed, progress,
+           iterations: Sequence[int] | None, final_name: bool) -> tuple[dict[int, Path], dict]:
+    """One mmpose training; weights written after each of ``iterations`` (default: the last); training stops at
+    the last of them (the learning-rate schedule is the card's, unchanged)."""
+    card = resolve_card(card)
+    root = Path(coco_root)
+    if not root.is_dir():
+        raise file_error(root, "COCO root not found")
+    split = resolve_split(root, train_split, ("train", "train2017"))
+    _check_dataset(coco_split_paths(root, split)[0])
+    out_dir = Path(work_dir)
+    cfg = _train_config(card, root.resolve(), split, out_dir / "runner", seed, overrides)
+    max_iters = int(cfg.train_cfg.get("max_iters", 0))
+    if cfg.train_cfg.get("by_epoch", True) or max_iters < 1:
+        raise file_error(card.path, "a trainable card needs an iteration-based schedule (train_cfg by_epoch=False, "
+                                    "max_iters >= 1)")
+    its = _check_iterations(card, iterations if iterations is not None else [max_iters], max_iters)
+    cfg.train_cfg.max_iters = its[-1]
+    from mmengine.runner import Runner
+
+    from posefix_bench.sources.mmpose_source import quiet_mmengine
+
+    meta = {"format": CHECKPOINT_FORMAT, "card": card.name, "mmpose_config": card.mmpose_config,
+            "input_size": list(card.input_size), "coco_root": str(root), "train_split": split, "seed": int(seed),
+            "max_iters": max_iters, "overrides": json.loads(json.dumps(dict(overrides or {}), default=str))}
+    names = {i: (f"{card.name}.pth" if final_name else _ladder_name(card.name, i)) for i in its}
+    save_at = {i: out_dir / names[i] for i in its}
+    start = time.perf_counter()
+    # pycocotools prints while mmpose's dataset loads its annotations: keep stdout clean
+    with _restore_process_state(), quiet_mmengine(), contextlib.redirect_stdout(io.StringIO()):
+        runner = Runner.from_cfg(cfg)
+        hook = _training_hook(progress, its[-1], f"train {card.name}", save_at, meta)
+        runner.register_hook(hook)
+        runner.train()
+    wall = time.perf_counter() - start
+    batch = int(cfg.train_dataloader.batch_size)
+    log = {**meta, "wall_s": wall, "batch_size": batch, "samples_per_s": its[-1] * batch / wall,
+           "checkpoints": [{"iteration": i, "checkpoint": names[i], "seconds": hook.saved[i]} for i in its],
+           "losses": hook.losses}
+    atomic_write_json(out_dir / "train_log.json", log)
+    return save_at, log
 
 
 def train_mmpose_estimator(
@@ -180,41 +248,43 @@ def train_mmpose_estimator(
         card: an :class:`EstimatorCard`, a card file, or a card name (``sandbox-rtmpose-t-64x48``).
         coco_root: a COCO-format root (the sandbox, or coco-mini for a smoke test).
         work_dir: output folder: ``<card name>.pth`` (weights + plain metadata, loadable as the card's
-            ``checkpoint``), ``train_log.json`` (losses, wall time) and mmengine's logs under ``runner/``.
+            ``checkpoint``), ``train_log.json`` (losses, wall time, samples/s) and mmengine's logs under ``runner/``.
         overrides: mmengine ``cfg_options`` applied last (e.g. ``{"train_cfg.max_iters": 5}``).
         train_split: split name; default ``train``, else ``train2017``.
         seed: the run's seed (initialisation, sampling order, augmentation).
         progress: progress callback, advanced once per training iteration.
     """
+    saved, _ = _train(card, coco_root, work_dir, overrides, train_split, seed, progress, None, final_name=True)
+    return next(iter(saved.values()))
+
+
+def train_mmpose_ladder(
+    card: EstimatorCard | str | os.PathLike,
+    coco_root: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    iterations: Sequence[int] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    train_split: str | None = None,
+    seed: int = 0,
+    progress=no_progress,
+) -> dict[int, Path]:
+    """One training of ``card`` with its weights saved at several iterations: estimators of one family at several
+    strengths (an input-strength ladder), each loadable with ``get_source(card.name, checkpoint=path)``.
+
+    Args:
+        card, coco_root, train_split, seed, progress: as :func:`train_mmpose_estimator`.
+        work_dir: output folder: ``<card name>-iter<N>.pth`` per iteration and ``train_log.json`` (per checkpoint
+            its iteration and the training seconds it took to get there; losses; samples/s).
+        iterations: where to save (counted from 1, distinct, at most the schedule's ``max_iters``); default the
+            card's ``card.ladder`` entry, else the last iteration only. Training stops after the last of them; the
+            learning-rate schedule stays the card's (a checkpoint before the end is taken mid-schedule).
+        overrides: mmengine ``cfg_options`` applied last.
+
+    Returns ``{iteration: checkpoint path}`` in increasing iteration order.
+    """
     card = resolve_card(card)
-    root = Path(coco_root)
-    if not root.is_dir():
-        raise file_error(root, "COCO root not found")
-    split = resolve_split(root, train_split, ("train", "train2017"))
-    _check_dataset(coco_split_paths(root, split)[0])
-    out_dir = Path(work_dir)
-    cfg = _train_config(card, root.resolve(), split, out_dir / "runner", seed, overrides)
-    max_iters = int(cfg.train_cfg.get("max_iters", 0))
-    if cfg.train_cfg.get("by_epoch", True) or max_iters < 1:
-        raise file_error(card.path, "a trainable card needs an iteration-based schedule (train_cfg by_epoch=False, "
-                                    "max_iters >= 1)")
-    from mmengine.runner import Runner
-
-    from posefix_bench.sources.mmpose_source import quiet_mmengine
-
-    start = time.perf_counter()
-    # pycocotools prints while mmpose's dataset loads its annotations: keep stdout clean
-    with _restore_process_state(), quiet_mmengine(), contextlib.redirect_stdout(io.StringIO()):
-        runner = Runner.from_cfg(cfg)
-        hook = _progress_hook(progress, max_iters, f"train {card.name}")
-        runner.register_hook(hook)
-        model = runner.train()
-    wall = time.perf_counter() - start
-    meta = {"format": CHECKPOINT_FORMAT, "card": card.name, "mmpose_config": card.mmpose_config,
-            "input_size": list(card.input_size), "coco_root": str(root), "train_split": split, "seed": int(seed),
-            "max_iters": max_iters, "overrides": json.loads(json.dumps(dict(overrides or {}), default=str))}
-    ckpt = out_dir / f"{card.name}.pth"
-    _save_checkpoint(ckpt, model, meta)
-    atomic_write_json(out_dir / "train_log.json", {**meta, "wall_s": wall, "losses": hook.losses,
-                                                   "checkpoint": str(ckpt)})
-    return ckpt
+    if iterations is None:
+        iterations = card.ladder or None
+    saved, _ = _train(card, coco_root, work_dir, overrides, train_split, seed, progress, iterations,
+                      final_name=False)
+    return saved

@@ -84,7 +84,8 @@ def _card_entry(card) -> _Entry:
         name=card.name, kind="mmpose", family=card.family, schema=COCO17.name, input_size=card.input_size,
         weights=card.checkpoint, trained=card.checkpoint is not None, published=card.published,
         description=card.description,
-        extra={"mmpose_config": card.mmpose_config, "card": str(card.path), "trained_on": card.trained_on},
+        extra={"mmpose_config": card.mmpose_config, "card": str(card.path), "trained_on": card.trained_on,
+               **({"ladder": list(card.ladder)} if card.ladder else {})},
     )
     return _Entry(functools.partial(MmposeSource, card), info, MmposeSource)
 
@@ -104,8 +105,8 @@ def source_names() -> list[str]:
 
 
 def get_source(name: str, **options) -> Source:
-    """Build the source ``name`` with its options (e.g. ``checkpoint``, ``device``, ``batch_size``, ``untrained``
-    for mmpose cards; ``path`` for ``results-file``; ``mix``, ``seed`` for ``synthetic``).
+    """Build the source ``name`` with its options (e.g. ``checkpoint``, ``device``, ``batch_size``, ``untrained``,
+    ``flip_test``, ``decode`` for mmpose cards; ``path`` for ``results-file``; ``mix``, ``seed`` for ``synthetic``).
 
     An unknown name raises a one-line :class:`PosefixError` listing the known ones.
     """

@@ -54,14 +54,24 @@ def test_zoo_cards_match_the_mmpose_metafiles(cards):
 def test_sandbox_cards_are_small_iteration_schedules(cards):
     for card in cards.values():
         if card.is_sandbox:
-            assert card.input_size == (48, 64)
+            assert card.input_size in ((48, 64), (96, 128))
             assert card.config.train_cfg.by_epoch is False and card.config.train_cfg.max_iters > 0
             assert card.config.model.backbone.init_cfg is None
             assert card.path.parent.name == "sandbox"
 
 
+def test_the_sandbox_heatmap_card_is_a_standard_ladder(cards):
+    card = cards["sandbox-simplebaseline-r18-128x96"]
+    assert card.mmpose_config == RES50 and card.family == "SimpleBaseline"
+    assert len(card.ladder) >= 3 and card.ladder[-1] == card.config.train_cfg.max_iters
+    # trained with the standard (quantised) MSRA encoding, as the official config: DARK stays a test-time option
+    assert card.config.model.head.decoder.type == "MSRAHeatmap"
+    assert card.config.model.head.decoder.get("unbiased", False) is False
+    assert card.config.train_pipeline[-2].encoder.get("unbiased", False) is False
+
+
 def _card(tmp_path: Path, base: str = RES50, body: str = "", **fields) -> Path:
-    meta = dict(name="test-card", family="SimpleBaseline", mmpose_config=RES50, input_size=(192, 256))
+    meta = dict(name="test-card", family="SimpleBaseline")
     meta.update(fields)
     items = ", ".join(f"{k}={v!r}" for k, v in meta.items())
     text = f"_base_ = ['mmpose::{base}']\n{body}\ncard = dict({items})\n"
@@ -74,8 +84,13 @@ def _card(tmp_path: Path, base: str = RES50, body: str = "", **fields) -> Path:
     (dict(base="body_2d_keypoint/topdown_heatmap/coco/nope.py",
           mmpose_config="body_2d_keypoint/topdown_heatmap/coco/nope.py"), "not found in the installed mmpose"),
     (dict(input_size=(48, 64)), "differs from the test pipeline"),
-    (dict(mmpose_config="body_2d_keypoint/rtmpose/coco/rtmpose-m_8xb256-420e_coco-256x192.py"), "_base_ must"),
+    (dict(mmpose_config="body_2d_keypoint/rtmpose/coco/rtmpose-m_8xb256-420e_coco-256x192.py"),
+     "is not the mmpose:: config its _base_ leads to"),
     (dict(body="model = dict(backbone=dict(depth=", name="x"), "not a valid Python config"),
+    (dict(ladder=(50, 20)), "ladder must be increasing iterations"),
+    (dict(ladder=(10, 20)), "needs an iteration-based schedule"),
+    (dict(body="train_cfg = dict(_delete_=True, by_epoch=False, max_iters=15)", ladder=(10, 20)),
+     "needs an iteration-based schedule reaching 20"),
 ])
 def test_bad_cards_are_one_line_errors(tmp_path, kwargs, message):
     path = _card(tmp_path, **kwargs)
@@ -89,11 +104,26 @@ def test_card_without_card_dict_or_key(tmp_path):
     path.write_text(f"_base_ = ['mmpose::{RES50}']\n")
     with pytest.raises(PosefixError, match="not an estimator card"):
         load_card(path)
-    path.write_text(f"_base_ = ['mmpose::{RES50}']\ncard = dict(name='x', family='y', mmpose_config='{RES50}')\n")
-    with pytest.raises(PosefixError, match="card lacks input_size"):
+    path.write_text(f"_base_ = ['mmpose::{RES50}']\ncard = dict(name='x', description='y')\n")
+    with pytest.raises(PosefixError, match="card lacks family"):
         load_card(path)
     with pytest.raises(PosefixError, match="not found"):
         load_card(tmp_path / "missing.py")
+
+
+def test_mmpose_config_and_input_size_come_from_the_base_chain(tmp_path):
+    (tmp_path / "_shared_.py").write_text(f"_base_ = ['mmpose::{RES50}']\n")
+    path = tmp_path / "card.py"
+    path.write_text("_base_ = ['./_shared_.py']\ncard = dict(name='x', family='y', ladder=(10, 20))\n"
+                    "train_cfg = dict(_delete_=True, by_epoch=False, max_iters=20)\n")
+    card = load_card(path)
+    assert card.mmpose_config == RES50 and card.input_size == (192, 256) and card.ladder == (10, 20)
+    (tmp_path / "_shared_.py").write_text("model = dict(type='TopdownPoseEstimator')\n")
+    with pytest.raises(PosefixError, match=r"_base_ must lead to exactly one mmpose:: config .* it leads to none"):
+        load_card(path)
+    (tmp_path / "_shared_.py").write_text("_base_ = ['./card.py']\n")
+    with pytest.raises(PosefixError, match="include each other"):
+        load_card(path)
 
 
 def test_estimators_folder_from_the_environment(tmp_path, monkeypatch):

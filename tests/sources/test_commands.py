@@ -46,9 +46,10 @@ def test_estimate_mediapipe_with_detector_boxes(tmp_path, capsys, val_gt_path, d
 def test_estimate_untrained_is_marked(tmp_path, capsys, val_gt, val_gt_path, two_image_boxes):
     out = tmp_path / "res.json"
     rc = main(["estimate", "--source", "sandbox-rtmpose-t-64x48", "--untrained", "--gt", str(val_gt_path),
-               "--boxes", str(_boxes_file(tmp_path, two_image_boxes)), "--out", str(out)])
+               "--boxes", str(_boxes_file(tmp_path, two_image_boxes)), "--out", str(out), "--flip-test"])
     assert rc == 0
-    assert "UNTRAINED" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "UNTRAINED" in text and "with flip-test post-processing" in text
     records = load_results(out, val_gt)
     assert len(records) == two_image_boxes.num_boxes and all(r["untrained"] is True for r in records)
 
@@ -82,6 +83,8 @@ def test_estimate_bad_inputs_fail_cleanly(tmp_path, capsys, val_gt, val_gt_path)
     empty.write_text("[]")
     _fails(capsys, base + ["--source", "mediapipe", "--boxes", str(empty)], out, "empty box list")
     _fails(capsys, base + ["--source", "rtmpose-m-256x192", "--mix", "paper"], out, "unknown option 'mix'")
+    _fails(capsys, base + ["--source", "rtmpose-m-256x192", "--untrained", "--decode", "dark"], out,
+           "decode='dark' needs a heatmap head")
     gt, file_name = _one_image_gt(tmp_path, val_gt)
     images = tmp_path / "one"
     images.mkdir()

@@ -78,7 +78,7 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(PosefixError, match="refuses the pickled fractions.Fraction: a full training checkpoint"):
         get_source(name, checkpoint=pickled)
     other = tmp_path / "other.pth"
-    torch.save({"state_dict": get_source("sandbox-simplebaseline-r18-64x48", untrained=True).model.state_dict()}, other)
+    torch.save({"state_dict": get_source("sandbox-simplebaseline-r18-128x96", untrained=True).model.state_dict()}, other)
     with pytest.raises(PosefixError, match=f"{other}: does not fit {name}: .* missing"):
         get_source(name, checkpoint=other)
     url = "https://download.invalid/posefix-bench/rtmpose-t.pth"
