@@ -10,6 +10,9 @@ profile = dict(
     data=dict(kind='sandbox', params={{_base_.data.sandbox}}),
     sources=[
         dict(name='synthetic-paper', type='synthetic', mix='paper', seed=1000),
+        # the same synthesis at half the error rate of every type (good takes the rest): a second input strength
+        dict(name='synthetic-paper-x0.5', type='synthetic', seed=1000,
+             mix=dict(base='paper', scale=dict(jitter=0.5, inversion=0.5, swap=0.5, miss=0.5))),
         dict(name='sb-simplebaseline-r18', type='mmpose-trained', card='sandbox-simplebaseline-r18-64x48',
              train_seed=0),
         dict(name='sb-rtmpose-t', type='mmpose-trained', card='sandbox-rtmpose-t-64x48', train_seed=0),
@@ -30,6 +33,8 @@ profile = dict(
         dict(name='Backbone and input size', tag='backbone', speed=True,
              question='What do a deeper body and a larger crop buy, and at what training and inference cost?'),
     ],
+    # each mmpose source also with mmpose's flip test and (heatmap heads) DARK decoding, beside the refiner
+    free_baselines=dict(methods=['flip-test', 'dark']),
     # AP at every kept checkpoint of these ablations' training runs (the same runs, no extra training)
     learning_curve=dict(tags=['head']),
 )

@@ -10,7 +10,10 @@ For a profile (:mod:`posefix_bench.bench.profile`) it
    and analyses input vs refined in one pass (AP, diagnosis, the lower-body-occluded subset, the crop panel); for
    the ablations the profile's ``learning_curve`` names (by tag), the AP of every source refined by the training's
    intermediate checkpoints too (the same run, no extra training);
-5. measures the refiner's inference FPS once per distinct network;
+5. runs the free baselines: each mmpose source with mmpose's flip test, and with DARK decoding where its head is
+   a heatmap head, analysed against its plain output in the same one-pass way as a refinement;
+6. measures the refiner's inference FPS once per distinct network, and each mmpose source's samples/s plain and
+   with each post-processing method;
 
 and returns a :class:`~posefix_bench.record.schema.BenchRecord` that :mod:`posefix_bench.reporting` renders. The
 steps themselves, and their cache, are :mod:`posefix_bench.bench.steps`.
@@ -36,11 +39,13 @@ from posefix_bench.bench.profile import Ablation, Profile, ablation_factors, loa
 from posefix_bench.bench.steps import BenchSteps
 from posefix_bench.hashing import canonical_hash
 from posefix_bench.progress import Progress, no_progress
-from posefix_bench.record.metrics import ablation_metrics
-from posefix_bench.record.schema import AblationResult, BenchRecord, DataInfo, MixInfo, Run, SourceRun, shown_path
+from posefix_bench.record.metrics import ablation_metrics, baseline_metrics
+from posefix_bench.record.schema import (AblationResult, BenchRecord, DataInfo, FreeBaseline, MixInfo, Run, SourceRun,
+                                         shown_path)
 from posefix_bench.structures.io import read_json
 
-__all__ = ["RunSpec", "BenchRunner", "run_bench", "run_of", "learning_curve", "profile_summary"]
+__all__ = ["RunSpec", "BenchRunner", "run_bench", "run_of", "learning_curve", "free_baseline_methods",
+           "profile_summary"]
 
 Log = Callable[[str], None]
 
@@ -120,7 +125,13 @@ class BenchRunner:
         jobs += [Job(_job_curve, (self.spec, a.name, seed, ordered), "evaluate", f"learning curve {a.name} s{seed}")
                  for a, seed in curves]
         jobs += [Job(_job_baseline, (self.spec, src), "evaluate", f"analyse source {src['name']}") for src in ordered]
+        free = [(sources[name], method) for name, methods in free_baseline_methods(profile).items()
+                for method in methods]
+        n_before_free = len(jobs)
+        jobs += [Job(_job_free_baseline, (self.spec, src, method), "evaluate", f"{src['name']} with {method}")
+                 for src, method in free]
         results = self.executor.run(jobs, "refine, evaluate, diagnose")
+        free_runs, results = results[n_before_free:], results[:n_before_free]
         lap("refine + evaluate + diagnose")
 
         runs_by = {(a.name, seed): runs for (a, seed), runs in zip(pairs, results)}
@@ -137,6 +148,14 @@ class BenchRunner:
             curve = learning_curve(runs, {seed: curve_by[(a.name, seed)] for seed in a.seeds
                                           if (a.name, seed) in curve_by})
             ablations.append(self._ablation_result(a, runs, names, fps_by_model[key], curve))
+        throughput = self._post_fps(free_baseline_methods(profile))
+        baselines = []
+        for (src, method), run in zip(free, free_runs):
+            card, speed = steps.source_spec(src["name"])["card"], throughput.get(src["name"])
+            baselines.append(FreeBaseline(
+                name=run.ablation, source=src["name"], method=method, card=card, run=run, throughput=speed,
+                metrics=baseline_metrics(profile=profile.name, name=run.ablation, source=src["name"], method=method,
+                                         card=card, run=run, throughput=speed)))
         lap("fps")
         return BenchRecord(
             profile=profile.name, description=profile.description,
@@ -145,8 +164,19 @@ class BenchRunner:
                           val_images=len(data.val), val_persons=sum(1 for _ in data.val.persons()),
                           val_occluded_persons=len(data.occluded_ids), schema=data.val.schema.name),
             sources=source_runs, ablations=ablations, comparisons=[dict(c) for c in profile.comparisons],
-            default_ablation=profile.default_ablation, environment=self.environment,
+            default_ablation=profile.default_ablation, baselines=baselines, environment=self.environment,
             timings=dict(timings, total=time.perf_counter() - t_start), cache_root=str(self.steps.cache_root))
+
+    def _post_fps(self, methods: dict[str, list[str]]) -> dict[str, dict]:
+        """Samples/s of each mmpose source plain and with its post-processing methods (as :meth:`_fps`: in this
+        process with a local executor, as jobs on the cluster)."""
+        for name in methods:
+            self.log(f"measure estimator FPS with post-processing: {name}")
+        if isinstance(self.executor, LocalExecutor):
+            return {name: self.steps.post_fps(self.steps.source_spec(name), ["plain", *m]) for name, m in methods.items()}
+        jobs = [Job(_job_post_fps, (self.spec, name, ["plain", *m]), "evaluate", f"FPS {name}")
+                for name, m in methods.items()]
+        return dict(zip(methods, self.executor.run(jobs, "estimator FPS with post-processing")))
 
     def _ablation_result(self, a: Ablation, runs: list[Run], sources: list[str], fps: dict,
                          curve: list | None) -> AblationResult:
@@ -238,6 +268,20 @@ def _job_curve(spec: RunSpec, ablation: str, seed: int, sources: list[dict]) -> 
             for it in trained["checkpoints"] if it < last}
 
 
+def _job_post_fps(spec: RunSpec, source_name: str, methods: list[str]) -> dict:
+    s = _steps(spec)
+    return s.post_fps(s.source_spec(source_name), methods)
+
+
+def _job_free_baseline(spec: RunSpec, source: dict, method: str) -> Run:
+    """A source's results with an mmpose post-processing method, analysed against its plain results in one pass."""
+    s = _steps(spec)
+    name = f"{source['name']}+{method}"
+    with_method = s.predict(dict(s.source_spec(source["name"]), name=name, method=method))
+    analysis = s.analyse(source["results"], with_method["results"], ap_impact=False)
+    return run_of(name, 0, source["name"], {"summary": {}, "checkpoint": ""}, with_method["results"], analysis)
+
+
 def _job_baseline(spec: RunSpec, source: dict) -> dict:
     d = _steps(spec).analyse(source["results"], None, ap_impact=True)
     diag = d["diagnosis"]
@@ -281,6 +325,23 @@ def learning_curve(runs: list[Run], points: dict[int, dict]) -> list | None:
         sources = sorted({name for aps in seeds.values() for name in aps})
         ap = {name: float(np.mean([aps[name] for aps in seeds.values() if name in aps])) for name in sources}
         out.append({"iterations": it, "ap": ap, "per_seed": seeds})
+    return out
+
+
+def free_baseline_methods(profile: Profile) -> dict[str, list[str]]:
+    """{mmpose source: its free-baseline methods}: the profile's ``free_baselines.methods`` (default flip test and
+    DARK) that apply to the source's card (DARK to heatmap heads only; ``free_baselines=dict(methods=[])`` turns
+    them off)."""
+    from posefix_bench.sources.post_processing import methods_for
+
+    wanted = list((profile.raw.get("free_baselines") or {}).get("methods", ("flip-test", "dark")))
+    out = {}
+    for s in profile.sources:
+        if s.get("type") in ("mmpose", "mmpose-trained") and not s.get("method"):
+            applies = methods_for(s["card"])
+            methods = [m for m in wanted if m in applies and m != "plain"]
+            if methods:
+                out[s["name"]] = methods
     return out
 
 

@@ -181,18 +181,27 @@ class BenchSteps:
 
         kind = spec.get("type")
         meta: dict[str, Any] = {"type": kind}
+        post = {}
+        if spec.get("method"):  # a free baseline: the source with mmpose's test-time post-processing
+            from posefix_bench.sources.post_processing import method_options
+
+            if kind not in ("mmpose", "mmpose-trained"):
+                raise PosefixError(f"profile {self.profile.name}: source {spec.get('name')!r}: a post-processing "
+                                   f"method needs an mmpose source, not {kind!r}")
+            post = method_options(spec["method"])
+            meta.update(method=spec["method"])
         if kind == "synthetic":
             mix, seed = spec.get("mix", "paper"), int(spec.get("seed", 0))
             src = get_source("synthetic", mix=mix, seed=seed)
             meta.update(mix=mix, seed=seed)
         elif kind == "mmpose-trained":
             ckpt, summary = self.estimator(spec)
-            src = get_source(summary["card"], checkpoint=str(ckpt), device=self.device)
+            src = get_source(summary["card"], checkpoint=str(ckpt), device=self.device, **post)
             meta.update(card=summary["card"], train_seconds=summary.get("seconds"),
                         trained_on=self.data().description, checkpoint=_rel(ckpt, self.cache_root))
         elif kind == "mmpose":
-            opts = {k: v for k, v in spec.items() if k not in ("name", "type", "card")}
-            src = get_source(spec["card"], device=self.device, **opts)
+            opts = {k: v for k, v in spec.items() if k not in ("name", "type", "card", "method")}
+            src = get_source(spec["card"], device=self.device, **opts, **post)
         elif kind in ("mediapipe", "results-file"):
             src = get_source(kind, **{k: v for k, v in spec.items() if k not in ("name", "type")})
         else:
@@ -400,6 +409,31 @@ class BenchSteps:
         return read_json(out, "metrics")
 
     # -- speed ---------------------------------------------------------------------------------------------------
+    def post_fps(self, spec: dict, methods: list[str]) -> dict:
+        """Samples/s of an mmpose source plain and with each post-processing method, on the same validation persons
+        (:func:`posefix_bench.sources.post_processing.post_processing_throughput`; measured once, cached)."""
+        from posefix_bench.sources.post_processing import post_processing_throughput
+
+        data = self.data()
+        if spec.get("type") == "mmpose-trained":
+            ckpt, summary = self.estimator(spec)
+            card, checkpoint, untrained = summary["card"], str(ckpt), False
+        else:
+            card, checkpoint, untrained = spec["card"], spec.get("checkpoint"), bool(spec.get("untrained", False))
+        opts = {"persons": 64, "rounds": 3, **self.profile.raw.get("free_baselines", {}).get("timing", {}),
+                **({"persons": 8, "rounds": 1} if self.smoke else {})}
+        step = self.cache.step("post-fps", {"card": card, "checkpoint": file_hash(checkpoint) if checkpoint else None,
+                                            "methods": list(methods), "options": opts, "data": data.fingerprint,
+                                            "untrained": untrained, "device": self.device,
+                                            "machine": platform.node(), "code": self.code(SOURCE_CODE)})
+        out = step.path / "throughput.json"
+        with step.lock():
+            if not step.done:
+                atomic_write_json(out, post_processing_throughput(card, checkpoint, data.val, methods=methods,
+                                                                  device=self.device, untrained=untrained, **opts))
+                step.mark_done({})
+        return read_json(out, "post-processing throughput")
+
     def fps(self, model_cfg: dict, num_keypoints: int) -> dict:
         """Refiner inference samples/s on this machine (measured once per network, cached)."""
         from posefix_bench.engine.fps import refiner_fps

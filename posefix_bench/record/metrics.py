@@ -17,8 +17,8 @@ from posefix_bench.codecs.taxonomy import ERROR_TYPES
 from posefix_bench.evaluation.coco_eval import METRIC_KEYS
 from posefix_bench.record.stats import seed_stat
 
-__all__ = ["METRICS_FORMAT", "FIXABLE", "ap_value", "best_fps", "ablation_metrics", "overall_delta",
-           "mean_over_sources"]
+__all__ = ["METRICS_FORMAT", "FIXABLE", "ap_value", "best_fps", "ablation_metrics", "baseline_metrics",
+           "overall_delta", "mean_over_sources"]
 
 METRICS_FORMAT = "posefix-bench/bench-metrics/v1"
 FIXABLE = ERROR_TYPES[1:]  # the error types a refiner can fix (absent keypoints stay absent)
@@ -136,6 +136,33 @@ def ablation_metrics(*, profile: str, name: str, config: str, seeds: Sequence[in
         "fps": fps,
         "fps_best": best_fps(fps),
         "learning_curve": learning_curve,
+    }
+
+
+def baseline_metrics(*, profile: str, name: str, source: str, method: str, card: str, run, throughput: Mapping | None
+                     ) -> dict:
+    """The ``metrics.json`` of a free baseline: an mmpose source with a test-time post-processing ``method`` (flip
+    test, DARK) judged like a refiner against the same source's plain output. ``run`` is the
+    :class:`~posefix_bench.record.schema.Run` of (plain, with method); ``throughput`` the source's
+    :func:`~posefix_bench.sources.post_processing.post_processing_throughput` record (samples/s per method)."""
+    speed = None
+    if throughput:
+        methods = throughput.get("methods", {})
+        speed = {"plain_samples_per_s": (methods.get("plain") or {}).get("samples_per_s"),
+                 "samples_per_s": (methods.get(method) or {}).get("samples_per_s"),
+                 "relative_speed": (methods.get(method) or {}).get("relative_speed"),
+                 "persons": throughput.get("persons"), "threads": throughput.get("threads"),
+                 "untrained": throughput.get("untrained")}
+    per_source = {source: _source_metrics({int(run.seed): run})}
+    return {
+        "format": METRICS_FORMAT,
+        "kind": "free-baseline",
+        "profile": profile,
+        "ablation": name,
+        "factors": {"method": method, "source": source, "card": card},
+        "untrained": per_source[source]["untrained"],
+        "sources": per_source,
+        "speed": speed,
     }
 
 

@@ -23,9 +23,10 @@ from typing import Any, Mapping
 
 from posefix_bench.errors import PosefixError
 
-__all__ = ["BENCH_FORMAT", "DataInfo", "MixInfo", "SourceRun", "Run", "AblationResult", "BenchRecord", "shown_path"]
+__all__ = ["BENCH_FORMAT", "DataInfo", "MixInfo", "SourceRun", "Run", "AblationResult", "FreeBaseline", "BenchRecord",
+           "shown_path"]
 
-BENCH_FORMAT = "posefix-bench/bench/v2"
+BENCH_FORMAT = "posefix-bench/bench/v3"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -180,6 +181,24 @@ class AblationResult:
 
 
 @dataclass
+class FreeBaseline:
+    """An mmpose source with mmpose's test-time post-processing (``flip-test``, ``dark``): its output judged against
+    the same source's plain output, as a refiner's is, and the speed it costs."""
+
+    name: str  # "<source>+<method>"
+    source: str
+    method: str
+    card: str
+    run: Run  # input: the source's plain results; refined: the results with the method
+    metrics: dict  # record.metrics.baseline_metrics
+    throughput: dict | None = None  # sources.post_processing.post_processing_throughput
+
+    @property
+    def untrained(self) -> bool:
+        return bool(self.metrics.get("untrained"))
+
+
+@dataclass
 class BenchRecord:
     """A profile's run: data, sources, ablations, the comparisons to draw, environment and timings."""
 
@@ -193,6 +212,7 @@ class BenchRecord:
     cache_root: str
     comparisons: list = field(default_factory=list)
     default_ablation: str | None = None
+    baselines: list = field(default_factory=list)  # [FreeBaseline]
     format: str = BENCH_FORMAT
 
     @property
@@ -221,9 +241,13 @@ class BenchRecord:
             return _build(AblationResult, a, f"{where}: ablation", mix=lambda m: _build(MixInfo, m, f"{where}: mix"),
                           runs=lambda rs: [_build(Run, r, f"{where}: run") for r in rs])
 
+        def baseline(b):
+            return _build(FreeBaseline, b, f"{where}: free baseline", run=lambda r: _build(Run, r, f"{where}: run"))
+
         out = _build(cls, rec, where, data=lambda d: _build(DataInfo, d, f"{where}: data"),
                      sources=lambda ss: [_build(SourceRun, s, f"{where}: source") for s in ss],
-                     ablations=lambda abls: [ablation(a) for a in abls])
+                     ablations=lambda abls: [ablation(a) for a in abls],
+                     baselines=lambda bs: [baseline(b) for b in bs])
         out.check()
         return out
 
@@ -241,3 +265,6 @@ class BenchRecord:
                 for name in self.source_names:
                     if (seed, name) not in have:
                         raise PosefixError(f"{where}: ablation {a.name} has no run for seed {seed} on source {name}")
+        for b in self.baselines:
+            if b.source not in self.source_names:
+                raise PosefixError(f"{where}: free baseline {b.name} is of an unknown source {b.source!r}")

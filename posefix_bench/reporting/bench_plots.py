@@ -213,6 +213,23 @@ def speed_gain_figure(summaries: Sequence[dict], sources: Sequence[str]) -> Figu
     return fig
 
 
+def gain_input_figure(points: Sequence[tuple[str, float, float]], refiner: str) -> Figure | None:
+    """The refiner's AP delta against each source's input AP (a point per source, named); None with < 2 points."""
+    if len(points) < 2:
+        return None
+    fig = _figure(6.0, 4.0)
+    ax = fig.add_subplot()
+    for name, ap, delta in points:
+        ax.plot([ap], [delta], "o", color=CLASS_COLORS["good"])
+        ax.annotate(name, (ap, delta), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("input AP (the source's own)")
+    ax.set_ylabel("AP delta after refinement")
+    ax.set_title(f"Gain vs input strength: {refiner}", fontsize=9)
+    ax.margins(x=0.25, y=0.2)
+    return fig
+
+
 def learning_curve_figure(summaries: Sequence[dict], sources: Sequence[str]) -> Figure | None:
     """One panel per source: refined AP at each checkpoint of every ablation that has a learning curve (seed mean;
     points per seed), the input AP as a dashed line; None without learning curves."""

@@ -23,7 +23,7 @@ from posefix_bench.record.stats import compare, judge, spread
 __all__ = [
     "COMPONENT_NAMES", "f3", "num", "pct", "count", "fmt_stat", "seeds_text", "plural", "relation_sentence",
     "verdict_sentence", "ranking_sentences", "default_sentences", "component_effects", "component_sentences",
-    "curve_means", "deficit_sentence",
+    "curve_means", "deficit_sentence", "free_baseline_sentence", "gain_trend_sentence",
 ]  # fmt: skip
 
 COMPONENT_NAMES = {"prior": "the identity prior", "skip": "the stride-4 skip"}
@@ -273,3 +273,40 @@ def deficit_sentence(label_a: str, a: Mapping[int, float], label_b: str, b: Mapp
         return head + ": the deficit widens with training; the budget does not explain it."
     return head + (f": the deficit stays (it changes by less than the resolution {resolution:.3f}); the budget "
                    "does not explain it.")
+
+
+def free_baseline_sentence(source: str, method: str, method_delta: float | None, refiner: str,
+                           refiner_delta: float | None, resolution: float) -> str | None:
+    """Whether a free post-processing method or the refiner moves a source's AP more (one seed each: a difference
+    within the resolution is a tie)."""
+    if method_delta is None or refiner_delta is None:
+        return None
+    head = (f"On {source}, {method} changes AP by {f3(method_delta, True)} and the refiner {refiner} by "
+            f"{f3(refiner_delta, True)}")
+    if abs(method_delta - refiner_delta) <= resolution:
+        return f"{head}: a tie at this resolution ({resolution:.3f})."
+    better = method if method_delta > refiner_delta else f"the refiner {refiner}"
+    return f"{head}: {better} does more, by {abs(method_delta - refiner_delta):.3f} AP."
+
+
+def gain_trend_sentence(points: Sequence[tuple[str, float, float]], resolution: float) -> str | None:
+    """Whether the refiner's gain shrinks as its input gets stronger: ``points`` are (source, input AP, AP delta).
+    The trend is the sign of the least-squares slope of delta on input AP, stated with the delta of the weakest
+    and the strongest input; with fewer than 3 sources, or when the weakest and strongest deltas differ by no more
+    than the resolution, no trend is claimed."""
+    pts = sorted((p for p in points if p[1] is not None and p[2] is not None), key=lambda p: p[1])
+    if len(pts) < 2:
+        return None
+    weak, strong = pts[0], pts[-1]
+    span = (f"from {f3(weak[2], True)} on {weak[0]} (input AP {f3(weak[1])}) to {f3(strong[2], True)} on "
+            f"{strong[0]} (input AP {f3(strong[1])})")
+    if len(pts) < 3:
+        return f"The gain goes {span}; two inputs are too few to call a trend."
+    x = np.array([p[1] for p in pts])
+    y = np.array([p[2] for p in pts])
+    slope = float(np.polyfit(x, y, 1)[0]) if np.ptp(x) > 0 else 0.0
+    if abs(strong[2] - weak[2]) <= resolution:
+        return f"The gain does not change with input strength beyond the resolution ({resolution:.3f}): {span}."
+    trend = "shrinks" if slope < 0 else "grows"
+    return (f"The gain {trend} as inputs get stronger ({len(pts)} inputs; slope {slope:+.2f} AP per AP of input): "
+            f"{span}.")

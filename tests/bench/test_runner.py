@@ -12,12 +12,14 @@ from posefix_bench.cli import main
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _profile(folder: Path) -> Path:
+def _profile(folder: Path, mmpose: bool = False) -> Path:
     folder.mkdir()
     base = REPO / "ablations" / "_base_" / "quick.py"
+    extra = ("dict(name='sb-untrained', type='mmpose', card='sandbox-simplebaseline-r18-64x48', untrained=True)"
+             if mmpose else "")
     (folder / "_profile_.py").write_text(
         "profile = dict(name='tiny', description='test', data=dict(kind='sandbox', params=dict(seed=3, train=10, val=6)),\n"
-        "    sources=[dict(name='synthetic-paper', type='synthetic', mix='paper', seed=5)],\n"
+        f"    sources=[dict(name='synthetic-paper', type='synthetic', mix='paper', seed=5), {extra}],\n"
         "    seeds=[0], refine=dict(batch_size=16), fps=dict(batches=[2], precisions=['fp32'], threads=1),\n"
         "    default_ablation='r18_64x48_paper_lb-off_prior+skip',\n"
         "    comparisons=[dict(name='Head variants', tag='head', question='?')])\n")
@@ -62,7 +64,7 @@ def test_bench_end_to_end_and_cache(tmp_path):
 
 @pytest.mark.slow
 def test_bench_command_writes_reports(tmp_path, capsys):
-    profile = _profile(tmp_path / "tiny")
+    profile = _profile(tmp_path / "tiny", mmpose=True)
     out = tmp_path / "reports"
     args = ["bench", "--profile", str(profile), "--out", str(out), "--cache", str(tmp_path / "cache"), "--jobs", "1",
             "--only", "*prior+skip"]
@@ -70,6 +72,17 @@ def test_bench_command_writes_reports(tmp_path, capsys):
     bench = json.loads((out / "tiny" / "bench.json").read_text())
     assert [a["name"] for a in bench["ablations"]] == ["r18_64x48_paper_lb-off_prior+skip"]
     assert (out / "tiny" / "index.md").is_file() and (out / "tiny" / "contact_sheet.png").is_file()
+    # free baselines of the mmpose source (a heatmap head: flip test and DARK), written like an ablation
+    assert [(b["source"], b["method"]) for b in bench["baselines"]] == [("sb-untrained", "flip-test"),
+                                                                        ("sb-untrained", "dark")]
+    for method in ("flip-test", "dark"):
+        m = json.loads((out / "tiny" / f"sb-untrained+{method}" / "metrics.json").read_text())
+        assert m["factors"]["method"] == method and m["untrained"] is True
+        assert m["speed"]["samples_per_s"] > 0 and m["speed"]["plain_samples_per_s"] > 0
+        assert -1.0 <= m["sources"]["sb-untrained"]["delta"]["mean"] <= 1.0
+    index = (out / "tiny" / "index.md").read_text()
+    assert "## Free baselines" in index and "sb-untrained+dark (UNTRAINED)" in index
+    assert "## Gain vs input strength" in index and (out / "tiny" / "gain_vs_input.png").is_file()
 
 
 def test_unknown_profile_is_one_line_error(capsys):

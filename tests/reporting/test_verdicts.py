@@ -2,8 +2,8 @@
 
 from posefix_bench.record.stats import compare, judge, resolution, seed_stat
 from posefix_bench.reporting.verdicts import (
-    component_sentences, curve_means, default_sentences, deficit_sentence, fmt_stat, ranking_sentences,
-    relation_sentence, verdict_sentence,
+    component_sentences, curve_means, default_sentences, deficit_sentence, fmt_stat, free_baseline_sentence,
+    gain_trend_sentence, ranking_sentences, relation_sentence, verdict_sentence,
 )
 
 
@@ -80,3 +80,24 @@ def test_the_published_heads_deficit_over_the_schedule():
     assert deficit_sentence("P", {50: 0.1}, "D", ref, 0.005) is None
     summary = {"sources": {"s": {"ap_before": 0.5}}, "learning_curve": [{"iterations": 50, "ap": {"s": 0.6}}]}
     assert curve_means(summary, ["s"]) == {50: 0.09999999999999998}
+
+
+def test_gain_against_input_strength():
+    shrinking = gain_trend_sentence([("strong", 0.7, 0.01), ("weak", 0.2, 0.10), ("mid", 0.5, 0.05)], 0.005)
+    assert shrinking.startswith("The gain shrinks as inputs get stronger (3 inputs")
+    assert "from +0.100 on weak (input AP 0.200) to +0.010 on strong (input AP 0.700)" in shrinking
+    growing = gain_trend_sentence([("a", 0.2, -0.05), ("b", 0.5, 0.0), ("c", 0.7, 0.03)], 0.005)
+    assert "The gain grows" in growing
+    flat = gain_trend_sentence([("a", 0.2, 0.010), ("b", 0.5, 0.02), ("c", 0.7, 0.012)], 0.005)
+    assert flat.startswith("The gain does not change with input strength beyond the resolution (0.005)")
+    assert "too few to call a trend" in gain_trend_sentence([("a", 0.2, 0.1), ("b", 0.7, 0.0)], 0.005)
+    assert gain_trend_sentence([("a", 0.2, 0.1)], 0.005) is None
+
+
+def test_free_baseline_against_the_refiner():
+    text = free_baseline_sentence("sb", "flip-test", 0.012, "r18", 0.050, 0.005)
+    assert text == ("On sb, flip-test changes AP by +0.012 and the refiner r18 by +0.050: the refiner r18 does more, "
+                    "by 0.038 AP.")
+    assert "flip-test does more" in free_baseline_sentence("sb", "flip-test", 0.02, "r18", -0.01, 0.005)
+    assert "a tie at this resolution (0.005)" in free_baseline_sentence("sb", "dark", 0.012, "r18", 0.015, 0.005)
+    assert free_baseline_sentence("sb", "dark", None, "r18", 0.015, 0.005) is None
