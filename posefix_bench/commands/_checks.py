@@ -10,7 +10,8 @@ a probe file it removes at once.
 
 ``--gt``, ``--results``, ``--absent-policy`` and ``--device`` are defined once, here (:func:`add_gt` etc.), so every
 command takes and documents them the same way. :func:`print_warnings` is how a command shows the data warnings of
-:mod:`posefix_bench.structures.checks` (one line each on stderr).
+:mod:`posefix_bench.structures.checks` (one line each on stderr); :func:`load_scored_inputs` loads ``--gt`` and
+``--results`` the one way the commands that score results (evaluate, diagnose, profile) do.
 """
 
 from __future__ import annotations
@@ -252,6 +253,20 @@ def print_warnings(command: str, warnings: Iterable) -> list:
     for w in out:
         print(f"posefix-bench {command}: warning: {w}", file=sys.stderr)
     return out
+
+
+def load_scored_inputs(args: argparse.Namespace, command: str) -> tuple:
+    """``(gt, results, data warnings)`` of ``--gt`` and ``--results`` (checked files), for a command that scores the
+    results against the ground truth: the ground truth must hold a person to score (else a one-line error naming
+    ``command``), the results are validated against it; the warnings are not printed yet (:func:`print_warnings`)."""
+    from posefix_bench.structures.checks import check_ground_truth, check_results, require_persons
+    from posefix_bench.structures.coco import CocoDataset
+    from posefix_bench.structures.results import load_results
+
+    gt = CocoDataset(args.gt)
+    require_persons(gt, command)
+    results = load_results(args.results, gt)
+    return gt, results, check_ground_truth(gt) + check_results(results, args.results)
 
 
 def namespace_paths(args: argparse.Namespace, *names: str) -> dict[str, Path | None]:

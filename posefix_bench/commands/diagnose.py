@@ -60,14 +60,10 @@ def run(args: argparse.Namespace) -> int:
     _checks.input_file(args.refined, "--refined", "results file")
     _checks.output_dir(args.out)
 
-    from posefix_bench.structures.checks import check_ground_truth, check_results, require_persons, warning_records
-    from posefix_bench.structures.coco import CocoDataset
+    from posefix_bench.structures.checks import check_results, warning_records
     from posefix_bench.structures.results import load_results
 
-    gt = CocoDataset(args.gt)
-    require_persons(gt, "diagnose")
-    results = load_results(args.results, gt)
-    found = check_ground_truth(gt) + check_results(results, args.results)
+    gt, results, found = _checks.load_scored_inputs(args, "diagnose")
     refined = None if args.refined is None else load_results(args.refined, gt)
 
     from posefix_bench.evaluation.diagnosis import check_pairing, diagnose

@@ -37,15 +37,11 @@ def run(args: argparse.Namespace) -> int:
 
     from posefix_bench.evaluation.coco_eval import METRIC_KEYS, evaluate
     from posefix_bench.reporting.tables import text_table
-    from posefix_bench.structures.checks import check_ground_truth, check_results, require_persons, warning_records
-    from posefix_bench.structures.coco import CocoDataset
+    from posefix_bench.structures.checks import warning_records
     from posefix_bench.structures.io import atomic_write_json
-    from posefix_bench.structures.results import load_results
 
-    gt = CocoDataset(args.gt)
-    require_persons(gt, "evaluate")
-    results = load_results(args.results, gt)
-    warnings = _checks.print_warnings("evaluate", check_ground_truth(gt) + check_results(results, args.results))
+    gt, results, found = _checks.load_scored_inputs(args, "evaluate")
+    warnings = _checks.print_warnings("evaluate", found)
     record = evaluate(gt, results, absent_policy=args.absent_policy, evaluator=args.evaluator)
     m = record["metrics"]
     print(text_table(["metric", "value"], [[k, m[k]] for k in METRIC_KEYS]))

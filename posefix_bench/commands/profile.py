@@ -38,18 +38,14 @@ def run(args: argparse.Namespace) -> int:
     if plot is not None and plot.resolve() == args.out.resolve():
         raise file_error(plot, "the plot would overwrite the profile (give --plot a .png name)")
 
-    from posefix_bench.structures.checks import check_ground_truth, check_results, require_persons, warning_records
-    from posefix_bench.structures.coco import CocoDataset
-    from posefix_bench.structures.results import load_results
+    from posefix_bench.structures.checks import warning_records
 
-    gt = CocoDataset(args.gt)
-    require_persons(gt, "profile")
-    results = load_results(args.results, gt)
+    gt, results, found = _checks.load_scored_inputs(args, "profile")
 
     from posefix_bench.evaluation.profile import measure_profile
     from posefix_bench.reporting.diagnosis_plots import profile_figure, save_figure
 
-    warnings = _checks.print_warnings("profile", check_ground_truth(gt) + check_results(results, args.results))
+    warnings = _checks.print_warnings("profile", found)
     profile = measure_profile(gt, results, absent_policy=args.absent_policy,
                               meta={"gt": str(args.gt), "results": str(args.results),
                                     "warnings": warning_records(warnings)})

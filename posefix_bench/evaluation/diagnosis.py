@@ -53,6 +53,7 @@ from posefix_bench.evaluation.coco_eval import DEFAULT_EVALUATOR, METRIC_KEYS, e
 from posefix_bench.progress import Progress, no_progress
 from posefix_bench.structures.coco import CocoDataset
 from posefix_bench.structures.results import DEFAULT_ABSENT_POLICY, absent_mask, results_to_arrays
+from posefix_bench.structures.rows import ArrayRows
 from posefix_bench.structures.schema import KeypointSchema
 
 __all__ = [
@@ -74,7 +75,7 @@ _BLOCK = 1 << 21  # array elements per vectorised block of the candidate search
 
 
 @dataclass(frozen=True)
-class KeypointTable:
+class KeypointTable(ArrayRows, rows="cls"):
     """The classified keypoints of one results list (M matched keypoints, N detections, in record order).
 
     Rows are the labelled ground-truth keypoints (v > 0) of every counted match, sorted by (result_index, joint).
@@ -122,9 +123,6 @@ class KeypointTable:
     det_oks: np.ndarray
     det_evaluated: np.ndarray
     num_gt_persons: int
-
-    def __len__(self) -> int:
-        return int(self.cls.shape[0])
 
 
 # -- ground truth --------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 from posefix_bench.errors import PosefixError, file_error
 from posefix_bench.structures.checks import validate_annotations
 from posefix_bench.structures.io import read_json
+from posefix_bench.structures.rows import ArrayRows
 from posefix_bench.structures.schema import KeypointSchema
 
 __all__ = ["CocoDataset", "PersonArrays", "coco_split_paths", "default_cache_root", "default_coco_mini_root",
@@ -89,7 +90,7 @@ def read_image_file(path: str | os.PathLike) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class PersonArrays:
+class PersonArrays(ArrayRows, rows="ann_ids"):
     """The ground-truth persons of one image as arrays (G persons, K keypoints).
 
     Attributes:
@@ -105,9 +106,6 @@ class PersonArrays:
     areas: np.ndarray
     iscrowd: np.ndarray
     ann_ids: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.ann_ids.shape[0])
 
 
 class CocoDataset:

@@ -24,6 +24,7 @@ import numpy as np
 from posefix_bench.errors import PosefixError
 from posefix_bench.structures.checks import check_coordinates
 from posefix_bench.structures.io import atomic_write_json, read_json
+from posefix_bench.structures.rows import ArrayRows
 
 __all__ = [
     "ABSENT_POLICIES",
@@ -57,7 +58,7 @@ def absent_mask(keypoints: np.ndarray, policy: str = DEFAULT_ABSENT_POLICY) -> n
 
 
 @dataclass(frozen=True)
-class ResultArrays:
+class ResultArrays(ArrayRows, rows="scores"):
     """Results as arrays (N detections, K keypoints).
 
     Attributes:
@@ -71,9 +72,6 @@ class ResultArrays:
     category_ids: np.ndarray
     keypoints: np.ndarray
     scores: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.scores.shape[0])
 
 
 def _is_int(v) -> bool:

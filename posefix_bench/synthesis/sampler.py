@@ -44,7 +44,7 @@ C = 5 classes, S candidate joints per pair.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
@@ -55,7 +55,7 @@ from posefix_bench.codecs.taxonomy import (
 )  # fmt: skip
 from posefix_bench.structures.schema import KeypointSchema
 
-__all__ = ["DEFAULT_SAMPLES", "ATTEMPTS", "Batch", "BatchResult", "sample_batch"]
+__all__ = ["DEFAULT_SAMPLES", "ATTEMPTS", "Batch", "BatchResult", "Sampled", "sample_batch"]
 
 DEFAULT_SAMPLES = 32  # candidate points per pair and attempt; PoseFix's loop tried up to ~500 one by one
 # successive attempts: (samples as a fraction of M, radius scale for the classes whose region contains its centre);
@@ -85,28 +85,43 @@ class Batch:
     targets: np.ndarray
 
 
-@dataclass(frozen=True)
-class BatchResult:
-    """The synthesised targets of a batch, image-major then person order (T targets).
+@dataclass(frozen=True, kw_only=True)
+class Sampled:
+    """What the sampler drew for each of T targets: the fields a batch's result and an image's result share
+    (keyword-only, after the fields of the subclass).
 
     Attributes:
-        image, person: (T,) position of each target in the batch.
-        xy: (T, K, 2) synthesised positions (0 where unlabelled).
         cls: (T, K) class codes into ERROR_TYPES, -1 where the joint is unlabelled.
         ks, ks_near: (T, K) KS with the own joint and with the nearest candidate; NaN where unlabelled.
         probabilities: (T, K, C) the class probabilities sampled from (empty regions dropped); 0 where unlabelled.
         v, o: (T,) labelled keypoints V and overlapping persons O.
     """
 
-    image: np.ndarray
-    person: np.ndarray
-    xy: np.ndarray
     cls: np.ndarray
     ks: np.ndarray
     ks_near: np.ndarray
     probabilities: np.ndarray
     v: np.ndarray
     o: np.ndarray
+
+    def sampled(self, rows) -> dict[str, np.ndarray]:
+        """The :class:`Sampled` fields at ``rows`` (an index into the T targets), as keyword arguments."""
+        return {f.name: getattr(self, f.name)[rows] for f in fields(Sampled)}
+
+
+@dataclass(frozen=True)
+class BatchResult(Sampled):
+    """The synthesised targets of a batch, image-major then person order (T targets).
+
+    Attributes:
+        image, person: (T,) position of each target in the batch.
+        xy: (T, K, 2) synthesised positions (0 where unlabelled).
+        cls, ks, ks_near, probabilities, v, o: see :class:`Sampled`.
+    """
+
+    image: np.ndarray
+    person: np.ndarray
+    xy: np.ndarray
 
 
 def sample_batch(batch: Batch, mix, rngs: Sequence[np.random.Generator], schema: KeypointSchema,
@@ -126,8 +141,9 @@ def sample_batch(batch: Batch, mix, rngs: Sequence[np.random.Generator], schema:
     streams = _Streams(rngs, pairs.i)
     xy, cls, ks, near, eff = _draw(pairs, eff, streams, samples)
     shape, c_n = (ti.size, schema.num_keypoints), len(ERROR_TYPES)
-    out = BatchResult(ti, tp, np.zeros(shape + (2,)), np.full(shape, -1, dtype=np.int64), np.full(shape, np.nan),
-                      np.full(shape, np.nan), np.zeros(shape + (c_n,)), v.astype(np.int64), o.astype(np.int64))
+    out = BatchResult(ti, tp, np.zeros(shape + (2,)), cls=np.full(shape, -1, dtype=np.int64),
+                      ks=np.full(shape, np.nan), ks_near=np.full(shape, np.nan), probabilities=np.zeros(shape + (c_n,)),
+                      v=v.astype(np.int64), o=o.astype(np.int64))
     for name, value in (("xy", xy), ("cls", cls), ("ks", ks), ("ks_near", near), ("probabilities", eff)):
         getattr(out, name)[target, pairs.k] = value
     return out

@@ -36,9 +36,10 @@ from posefix_bench.codecs.taxonomy import ERROR_TYPES, labelled_counts
 from posefix_bench.errors import PosefixError
 from posefix_bench.progress import Progress, no_progress
 from posefix_bench.structures.results import absent_mask, arrays_to_results, results_to_arrays
+from posefix_bench.structures.rows import ArrayRows
 from posefix_bench.structures.schema import KeypointSchema
 from posefix_bench.synthesis.mixes import ErrorMix
-from posefix_bench.synthesis.sampler import DEFAULT_SAMPLES, Batch, sample_batch
+from posefix_bench.synthesis.sampler import DEFAULT_SAMPLES, Batch, Sampled, sample_batch
 
 __all__ = [
     "DEFAULT_SAMPLES",
@@ -56,8 +57,9 @@ CHUNK_ELEMENTS = 2_000_000  # pairs x candidates x samples per batch of images (
 
 
 @dataclass(frozen=True)
-class SynthesisResult:
-    """Synthesised input poses for T target persons of one image.
+class SynthesisResult(Sampled):
+    """Synthesised input poses for T target persons of one image (the sampled fields, keyword-only, from
+    :class:`~posefix_bench.synthesis.sampler.Sampled`).
 
     Attributes:
         targets: (T,) indices of the targets among the image's G persons.
@@ -73,12 +75,6 @@ class SynthesisResult:
 
     targets: np.ndarray
     keypoints: np.ndarray
-    cls: np.ndarray
-    ks: np.ndarray
-    ks_near: np.ndarray
-    probabilities: np.ndarray
-    v: np.ndarray
-    o: np.ndarray
 
 
 def _check_mix(mix: ErrorMix, schema: KeypointSchema) -> ErrorMix:
@@ -146,8 +142,7 @@ def synthesize_poses(
     res = sample_batch(batch, mix, [rng], schema, samples)
     order = np.argsort(np.argsort(targets))  # batch results come in person order
     xy, lab = res.xy[order], gt[targets, :, 2] > 0
-    return SynthesisResult(targets, _with_estimates(xy, lab, estimator_keypoints), res.cls[order], res.ks[order],
-                           res.ks_near[order], res.probabilities[order], res.v[order], res.o[order])
+    return SynthesisResult(targets, _with_estimates(xy, lab, estimator_keypoints), **res.sampled(order))
 
 
 def _with_estimates(xy: np.ndarray, lab: np.ndarray, estimator_keypoints: np.ndarray | None) -> np.ndarray:
@@ -174,7 +169,7 @@ def synthetic_confidences(ks: np.ndarray, ks_near: np.ndarray, noise: np.ndarray
 
 
 @dataclass(frozen=True)
-class SyntheticPoses:
+class SyntheticPoses(ArrayRows, rows="image_ids"):
     """A synthetic upstream source over a whole dataset (N persons, K keypoints), in image-id then ann-id order.
 
     Attributes:
@@ -197,9 +192,6 @@ class SyntheticPoses:
     v: np.ndarray
     o: np.ndarray
     category_id: int
-
-    def __len__(self) -> int:
-        return int(self.image_ids.shape[0])
 
     def to_results(self) -> list[dict]:
         """COCO keypoint results, one record per person."""
@@ -354,14 +346,9 @@ def synthesize_dataset(
     return SyntheticPoses(category_id=gt.category_id, **{f: v[order] for f, v in cat.items()})
 
 
-def synthesize_results(
-    gt,
-    mix: ErrorMix,
-    seed: int,
-    estimator_results: Sequence[dict] | None = None,
-    progress: Progress = no_progress,
-    samples: int = DEFAULT_SAMPLES,
-) -> list[dict]:
+def synthesize_results(gt, mix: ErrorMix, seed: int, estimator_results: Sequence[dict] | None = None,
+                       **options) -> list[dict]:
     """COCO keypoint results of the synthetic source: one per non-crowd person with keypoints, in image-id then
-    annotation-id order (see :func:`synthesize_dataset`)."""
-    return synthesize_dataset(gt, mix, seed, estimator_results, samples=samples, progress=progress).to_results()
+    annotation-id order (see :func:`synthesize_dataset`, whose keyword ``options`` are ``samples`` and
+    ``progress``)."""
+    return synthesize_dataset(gt, mix, seed, estimator_results, **options).to_results()
