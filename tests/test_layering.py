@@ -6,7 +6,7 @@ from pathlib import Path
 import posefix_bench
 
 LAYERS = {
-    "errors": 0, "progress": 0,
+    "errors": 0, "progress": 0, "registry": 0,
     "structures": 1, "hashing": 1,
     "codecs": 2, "synthesis": 2,
     "models": 3,

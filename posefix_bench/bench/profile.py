@@ -76,7 +76,7 @@ def list_profiles() -> list[str]:
 
 
 def _read_config(path: Path) -> dict:
-    from posefix_bench.engine.train import load_config
+    from posefix_bench.engine.train_config import load_config
 
     return load_config(path).to_dict()
 

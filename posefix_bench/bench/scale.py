@@ -143,7 +143,7 @@ def stage_predict_mmpose(ctx: dict) -> dict:
 
 def stage_refine(ctx: dict) -> dict:
     from posefix_bench.engine.refine import RefinePostProcessor
-    from posefix_bench.engine.train import load_config
+    from posefix_bench.engine.train_config import load_config
     from posefix_bench.models import RefinerConfig, build_refiner
     from posefix_bench.structures.results import load_results, save_results
 

@@ -38,12 +38,12 @@ from posefix_bench.structures.io import atomic_write_json, read_json
 __all__ = ["BenchData", "BenchSteps"]
 
 # the code each step runs: a change there invalidates that step's cache
-TRAIN_CODE = ("models", "engine/train.py", "engine/data.py", "engine/distributed.py", "synthesis", "codecs",
-              "structures")
-REFINE_CODE = ("models", "engine/refine.py", "codecs", "structures")
-SOURCE_CODE = ("sources", "synthesis", "codecs", "structures")
+TRAIN_CODE = ("models", "registry", "engine/train.py", "engine/train_config.py", "engine/hooks.py", "engine/data.py",
+              "engine/distributed.py", "synthesis", "codecs", "structures")
+REFINE_CODE = ("models", "registry", "engine/refine.py", "codecs", "structures")
+SOURCE_CODE = ("sources", "registry", "synthesis", "codecs", "structures")
 EVAL_CODE = ("evaluation", "codecs", "structures")
-FPS_CODE = ("models", "engine/throughput.py", "engine/fps.py", "engine/precision.py", "codecs")
+FPS_CODE = ("models", "registry", "engine/throughput.py", "engine/fps.py", "engine/precision.py", "codecs")
 ANALYSIS_VERSION = 2  # 2: the analysis also picks the crop panel's persons
 # ``--smoke``: every step of a profile at the smallest size that still runs its real code (issue 20): a few
 # validation images, two training iterations on 8 persons through torchrun's two CPU (gloo) processes, fp32

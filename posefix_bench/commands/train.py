@@ -128,12 +128,12 @@ def check_option_types(options: dict, cfg=None) -> None:
     """Each ``--cfg-options`` value must have the type its key takes.
 
     ``train.*`` / ``data.*`` keys: the type of their settings field (``TrainSettings`` / ``DataSettings`` of
-    :mod:`posefix_bench.engine.train`; checked without a config, so before torch); other keys: the type of the value
+    :mod:`posefix_bench.engine.train_config`; checked without a config, so before torch); other keys: the type of the value
     ``cfg`` has (when given). ``train.max_iters=abc`` is a one-line error naming the option.
     """
     if not options:
         return
-    from posefix_bench.engine.train import DataSettings, TrainSettings
+    from posefix_bench.engine.train_config import DataSettings, TrainSettings
     from posefix_bench.errors import PosefixError
 
     sections = {"train": typing.get_type_hints(TrainSettings), "data": typing.get_type_hints(DataSettings)}

@@ -84,7 +84,7 @@ def calibration_data(meta: Mapping, root: str | os.PathLike | None = None, split
     ``split``: that split's images minus those the refiner trained on.
     """
     from posefix_bench.engine.data import holdout_image_ids
-    from posefix_bench.engine.train import data_root, parse_config
+    from posefix_bench.engine.train_config import data_root, parse_config
 
     cfg = meta.get("train_config")
     if not isinstance(cfg, Mapping):

@@ -34,212 +34,58 @@ against bf16, and fp16 on CUDA, on this network) and trains in the fastest preci
 resumed run keeps the precision it started with. ``'fp32'`` / ``'bf16'`` / ``'fp16'`` (CUDA, with loss scaling) are
 used as set; ``True`` means ``'auto'``, ``False`` ``'fp32'``.
 
-Fault injection for the resume test: with ``POSEFIX_TRAIN_KILL_AFTER=N`` in the environment, the process sends itself
-SIGKILL right after the first checkpoint at an iteration >= N is on disk.
+The loop's side jobs are hooks (:mod:`posefix_bench.engine.hooks`: the run log, then checkpoints); callers add their
+own with ``train(..., hooks=[...])`` (the resume test adds one that kills the process after a checkpoint). The
+settings, config reading and checks, the schedule and the resume rule live in :mod:`posefix_bench.engine.train_config`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 import os
-import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Iterable
 
-
-from posefix_bench.engine.data import (
-    AugmentConfig,
-    IterationSampler,
-    RefinerTrainSet,
-    collate_samples,
-    holdout_image_ids,
-)
+from posefix_bench.engine.data import IterationSampler, RefinerTrainSet, collate_samples, holdout_image_ids
 from posefix_bench.engine.distributed import (
     DistInfo,
-    all_reduce_mean,
     barrier,
     init_distributed,
     local_cpu_share,
     shutdown_distributed,
 )
-from posefix_bench.engine.workdir import find_resume_checkpoint, lock_work_dir
+from posefix_bench.engine.hooks import LOSS_KEYS, HookBase, default_hooks
 from posefix_bench.engine.precision import amp_to_precision, dtype_of, resolve_precision
+from posefix_bench.engine.train_config import (
+    DataSettings,
+    TrainSettings,
+    check_same_run,
+    data_root,
+    load_config,
+    lower_body_settings,
+    lr_at,
+    milestone_iterations,
+    parse_config,
+)
+from posefix_bench.engine.workdir import find_resume_checkpoint, lock_work_dir
 from posefix_bench.errors import PosefixError, file_error
 from posefix_bench.progress import Progress, no_progress
 from posefix_bench.structures.coco import CocoDataset, coco_split_paths
-from posefix_bench.structures.io import atomic_write_json, atomic_write_text, atomic_write_with
+from posefix_bench.structures.io import atomic_write_json
 
 __all__ = [
-    "DataSettings",
+    "DataSettings",  # the settings and config functions live in engine/train_config.py; re-exported for callers
     "TrainSettings",
     "load_config",
     "parse_config",
     "lr_at",
     "milestone_iterations",
+    "data_root",
+    "HookBase",
     "Trainer",
     "train",
     "resolve_train_precision",
-    "KILL_ENV",
-    "data_root",
 ]
-
-KILL_ENV = "POSEFIX_TRAIN_KILL_AFTER"
-LOSS_KEYS = ("loss", "loss_heatmap", "loss_coord")
-
-
-# -- configuration -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DataSettings:
-    """The ``data`` section of a refiner config."""
-
-    root: str | None = None
-    sandbox: Mapping | None = None  # SandboxParams fields: generate (or reuse) the sandbox when root is None
-    train_split: str = "train2017"
-    val_split: str = "val2017"
-    mix: Any = "paper"
-    lower_body: Mapping = dataclasses.field(default_factory=lambda: {"p": 0.0})
-    scale_factor: float = 0.3
-    rotation_factor: float = 40.0
-    rotation_prob: float = 0.6
-    flip: bool = True
-    padding: float = 1.25
-    min_keypoints: int = 1
-    max_samples: int | None = None
-    cache_images: bool = False
-    holdout: float = 0.0  # training images kept out of training for gate calibration: fraction in [0, 1) or count
-    holdout_seed: int = 0
-
-    def augment(self) -> AugmentConfig:
-        return AugmentConfig(self.scale_factor, self.rotation_factor, self.rotation_prob, self.flip, self.padding)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """The ``train`` section of a refiner config (``batch_size`` is the global batch over all processes)."""
-
-    epochs: int = 140
-    max_iters: int | None = None
-    batch_size: int = 32
-    lr: float = 5e-4
-    milestones: tuple = (90, 120)
-    gamma: float = 0.1
-    weight_decay: float = 0.0
-    amp: bool | str = "auto"
-    seed: int = 0
-    device: str | None = None
-    threads: int | None = None
-    num_workers: int = 2
-    checkpoint_interval: int = 5000
-    max_keep_ckpts: int = 2
-    log_interval: int = 50
-
-
-# settings that may change between a run and its resumption without changing the result
-_RESUME_FREE = {"train.device", "train.threads", "train.num_workers", "train.checkpoint_interval",
-                "train.max_keep_ckpts", "train.log_interval", "data.cache_images", "data.root"}
-
-
-def load_config(path: str | os.PathLike, options: Mapping | None = None):
-    """An mmengine ``Config`` from a file, with ``--cfg-options``-style ``{"a.b": value}`` overrides merged in."""
-    import logging
-
-    from mmengine.config import Config
-    from mmengine.logging import MMLogger
-
-    p = Path(path)
-    if not p.is_file():
-        raise file_error(p, "config file not found")
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # mmengine logs every environment-variable substitution at INFO
-    try:
-        cfg = Config.fromfile(str(p))
-    except PosefixError:
-        raise
-    except Exception as e:  # syntax errors, missing _base_ files, bad substitutions
-        raise file_error(p, f"cannot be read as a config ({type(e).__name__}: {e})") from None
-    finally:
-        logger.setLevel(level)
-    if options:
-        cfg.merge_from_dict(dict(options))
-    return cfg
-
-
-def _section(cfg: Mapping, name: str, kind) -> Any:
-    raw = dict(cfg.get(name) or {})
-    known = {f.name for f in dataclasses.fields(kind)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise PosefixError(f"config: unknown key {name}.{unknown[0]} (known: {', '.join(sorted(known))})")
-    return kind(**raw)
-
-
-def parse_config(cfg) -> tuple[dict, DataSettings, TrainSettings]:
-    """(model dict, data settings, train settings) of a config, checked; a problem is a one-line error."""
-    cfg = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
-    for name in ("model", "data", "train"):
-        if not isinstance(cfg.get(name), Mapping):
-            raise PosefixError(f"config: missing section '{name}' (a dict)")
-    data = _section(cfg, "data", DataSettings)
-    tr = _section(cfg, "train", TrainSettings)
-    tr = dataclasses.replace(tr, milestones=tuple(tr.milestones))
-    checks = [
-        (tr.batch_size >= 1, "train.batch_size must be >= 1"),
-        (tr.max_iters is None or tr.max_iters >= 1, "train.max_iters must be >= 1 (or None)"),
-        (tr.epochs >= 1, "train.epochs must be >= 1"),
-        (tr.lr > 0 and math.isfinite(tr.lr), "train.lr must be positive"),
-        (0 < tr.gamma <= 1, "train.gamma must be in (0, 1]"),
-        (all(m >= 0 for m in tr.milestones), "train.milestones must be non-negative epochs"),
-        (tr.checkpoint_interval >= 1 and tr.log_interval >= 1, "train intervals must be >= 1"),
-        (tr.num_workers >= 0, "train.num_workers must be >= 0"),
-        (tr.max_keep_ckpts >= 1, "train.max_keep_ckpts must be >= 1"),
-        (tr.amp in (True, False, None, "auto", "fp32", "bf16", "fp16"),
-         f"train.amp must be 'auto', 'fp32', 'bf16', 'fp16', true or false, got {tr.amp!r}"),
-        (data.root is not None or data.sandbox is not None,
-         "data.root is not set (give --cfg-options data.root=/path/to/coco)"),
-        (0 <= data.scale_factor < 1, "data.scale_factor must be in [0, 1)"),
-        (data.rotation_factor >= 0, "data.rotation_factor must be >= 0"),
-        (data.padding > 0, "data.padding must be positive"),
-        (isinstance(data.holdout, (int, float)) and data.holdout >= 0, "data.holdout must be >= 0"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise PosefixError(f"config: {message}")
-    return dict(cfg["model"]), data, tr
-
-
-def milestone_iterations(tr: TrainSettings, iters_per_epoch: int) -> list[int]:
-    """Iterations at which the learning rate is multiplied by gamma.
-
-    Milestones are epochs; with ``max_iters`` set they keep their fraction of the epoch schedule
-    (90/140 and 120/140 of ``max_iters`` for the published recipe).
-    """
-    if tr.max_iters is None:
-        return [int(m) * iters_per_epoch for m in tr.milestones]
-    return [int(round(m / tr.epochs * tr.max_iters)) for m in tr.milestones]
-
-
-def lr_at(iteration: int, base_lr: float, milestones: list[int], gamma: float) -> float:
-    """Step schedule: ``base_lr * gamma ** (number of milestones <= iteration)``."""
-    return float(base_lr * gamma ** sum(iteration >= m for m in milestones))
-
-
-def data_root(data: DataSettings) -> Path:
-    """The data root of a config's ``data`` section: ``root``, or the sandbox it describes (generated on first use)."""
-    if data.root is not None:
-        return Path(data.root)
-    from posefix_bench.engine.sandbox import SandboxParams, ensure_sandbox
-    from posefix_bench.structures.coco import default_cache_root
-
-    try:
-        params = SandboxParams(**dict(data.sandbox))
-    except TypeError as e:
-        raise PosefixError(f"config: data.sandbox: {e}") from None
-    return ensure_sandbox(default_cache_root() / "sandbox", params)
 
 
 # -- the trainer ---------------------------------------------------------------------------------------------------
@@ -268,7 +114,7 @@ class Trainer:
         self.dataset = self._open_dataset()
         self.holdout = holdout_image_ids(self.dataset.image_ids, self.data_cfg.holdout, self.data_cfg.holdout_seed)
         self.mix = get_mix(self.data_cfg.mix, self.dataset.schema)
-        lower_body = _lower_body(self.data_cfg.lower_body, LowerBodyAug)
+        lower_body = lower_body_settings(self.data_cfg.lower_body, LowerBodyAug)
         self.trainset = RefinerTrainSet(
             self.dataset, self._input_size(), self.mix, seed=self.tr.seed, augment=self.data_cfg.augment(),
             lower_body=lower_body if lower_body.p > 0 else None,
@@ -291,7 +137,14 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.ddp_model = self._wrap_ddp(torch)
         self.iteration = 0
-        self.log_lines: list[dict] = []
+        self.log_lines: list[dict] = []  # the log records (LogHook); the summary's final_loss is the last one's
+        self.resumed_from: int | None = None
+        self.step_losses: dict = {}
+        self.hooks: list[HookBase] = default_hooks()
+
+    def register_hooks(self, hooks: Iterable[HookBase]) -> None:
+        """Append hooks; they run after the ones already there (the defaults: log, checkpoints)."""
+        self.hooks.extend(hooks)
 
     # -- setup helpers -----------------------------------------------------------------------------------------
     def _pick_device(self, torch):
@@ -422,21 +275,6 @@ class Trainer:
             state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
-    def save_checkpoint(self) -> Path:
-        """``checkpoints/iter_<n>.pth`` (model checkpoint + training state) and ``latest.pth``, both atomic."""
-        import torch
-
-        from posefix_bench.models import refiner_checkpoint
-
-        path = self.checkpoint_dir / f"iter_{self.iteration}.pth"
-        payload = dict(refiner_checkpoint(self.model, self.meta()), **self.training_state())
-        atomic_write_with(path, lambda tmp: torch.save(payload, tmp))
-        _link_atomically(path, self.checkpoint_dir / "latest.pth")
-        kept = sorted(self.checkpoint_dir.glob("iter_*.pth"), key=lambda p: int(p.stem.split("_")[1]))
-        for old in kept[: -self.tr.max_keep_ckpts]:
-            old.unlink(missing_ok=True)
-        return path
-
     def load_checkpoint(self, path: Path) -> None:
         """Restore model, optimizer, scaler, iteration and RNG states from a training checkpoint."""
         import torch
@@ -448,7 +286,7 @@ class Trainer:
         for key in ("optimizer", "iteration", "train_config"):
             if key not in ckpt:
                 raise file_error(path, f"not a training checkpoint (no {key!r}; a final model cannot be resumed)")
-        _check_same_run(self.cfg, ckpt["train_config"], path)
+        check_same_run(self.cfg, ckpt["train_config"], path)
         self.model.load_state_dict(model.state_dict())
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
@@ -490,32 +328,22 @@ class Trainer:
         if not resume and (self.checkpoint_dir / "latest.pth").exists():
             raise file_error(self.work_dir, "already holds a training run (resume it with --resume, or choose "
                                             "another --work-dir)")
-        resumed_from = self.iteration if resume and self.resume() else None
-        logger = _RunLogger(self, purge=resumed_from or 0) if self.dist.is_main else None
+        self.resumed_from = self.iteration if resume and self.resume() else None
+        for hook in self.hooks:
+            hook.before_train(self)
         start, t0 = self.iteration, time.perf_counter()
-        window = _Window(time.perf_counter())
-        kill_after = _kill_after()
         for batch in progress(self._loader(), total=self.max_iters - start, desc="train"):
-            losses = self.train_step(batch, self.iteration)
+            self.step_losses = self.train_step(batch, self.iteration)
             self.iteration += 1
-            window.add(losses)
-            if self.iteration % self.tr.log_interval == 0 or self.iteration == self.max_iters:
-                record = window.flush(self, time.perf_counter())
-                if logger:
-                    logger.write(record)
-            if self.iteration % self.tr.checkpoint_interval == 0 or self.iteration == self.max_iters:
-                if self.dist.is_main:
-                    self.save_checkpoint()
-                barrier(self.dist)
-                if kill_after is not None and self.iteration >= kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
+            for hook in self.hooks:
+                hook.after_step(self)
         seconds = time.perf_counter() - t0
         done = self.iteration - start
         summary = {
             "final_loss": self.log_lines[-1]["loss"] if self.log_lines else None,
             "iterations": int(self.iteration),
             "trained_iterations": int(done),
-            "resumed_from": resumed_from,
+            "resumed_from": self.resumed_from,
             "seconds": seconds,
             "samples_per_s": done * self.tr.batch_size / seconds if seconds > 0 and done else None,
             "world_size": self.dist.world_size,
@@ -525,71 +353,14 @@ class Trainer:
             "precision": self.precision["precision"],
             "precision_record": self.precision,
         }
+        self.summary = summary
         if self.dist.is_main:
             self.save_final(summary)
             atomic_write_json(self.work_dir / "train_summary.json", summary)
-            logger.close()
+        for hook in self.hooks:
+            hook.after_train(self)
         barrier(self.dist)
         return summary
-
-
-# -- logging -------------------------------------------------------------------------------------------------------
-class _Window:
-    """Loss sums since the last log line."""
-
-    def __init__(self, t: float):
-        self.t, self.n, self.sums = t, 0, dict.fromkeys(LOSS_KEYS, 0.0)
-        self.lr = 0.0
-
-    def add(self, losses: dict) -> None:
-        self.n += 1
-        self.lr = losses["lr"]
-        for k in LOSS_KEYS:
-            self.sums[k] += losses[k]
-
-    def flush(self, trainer: Trainer, now: float) -> dict:
-        means = all_reduce_mean([self.sums[k] / max(self.n, 1) for k in LOSS_KEYS], trainer.dist).tolist()
-        dt = max(now - self.t, 1e-9)
-        record = {
-            "iter": trainer.iteration,
-            "epoch": trainer.iteration / trainer.iters_per_epoch,
-            "lr": self.lr,
-            **dict(zip(LOSS_KEYS, means)),
-            "samples_per_s": self.n * trainer.tr.batch_size / dt,
-            "seconds": dt,
-        }
-        trainer.log_lines.append(record)
-        self.__init__(now)
-        return record
-
-
-class _RunLogger:
-    """``train_log.jsonl`` and TensorBoard scalars (rank 0). On resume the log is cut back to the checkpoint."""
-
-    def __init__(self, trainer: Trainer, purge: int):
-        from torch.utils.tensorboard import SummaryWriter
-
-        wd = trainer.work_dir
-        wd.mkdir(parents=True, exist_ok=True)
-        self.path = wd / "train_log.jsonl"
-        kept = []
-        if purge and self.path.is_file():
-            kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["iter"] <= purge]
-        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
-        trainer.log_lines = [json.loads(line) for line in kept]  # a resumed run reports its last logged loss
-        import mmengine
-
-        atomic_write_text(wd / "config.py", mmengine.Config(trainer.cfg).pretty_text)
-        self.tb = SummaryWriter(str(wd / "tensorboard"), purge_step=purge or None)
-
-    def write(self, record: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        for key in (*LOSS_KEYS, "lr", "samples_per_s"):
-            self.tb.add_scalar(f"train/{key}", record[key], record["iter"])
-
-    def close(self) -> None:
-        self.tb.close()
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
@@ -599,57 +370,8 @@ def _worker_init(_worker_id: int) -> None:
     cv2.setNumThreads(1)
 
 
-def _lower_body(settings, kind):
-    """``data.lower_body`` (a dict of ``LowerBodyAug`` fields) as a ``LowerBodyAug``; unknown keys are one-line errors."""
-    known = {f.name for f in dataclasses.fields(kind)}
-    raw = dict(settings or {})
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise PosefixError(f"config: unknown key data.lower_body.{unknown[0]} (known: {', '.join(sorted(known))})")
-    return kind(**raw)
-
-
-def _kill_after() -> int | None:
-    value = os.environ.get(KILL_ENV)
-    return int(value) if value else None
-
-
-def _link_atomically(src: Path, dst: Path) -> None:
-    """``dst`` becomes the same file as ``src`` (a hard link, a copy where links fail), replaced atomically."""
-    import shutil
-
-    def write(tmp: str) -> None:
-        os.unlink(tmp)
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
-
-    atomic_write_with(dst, write)
-
-
-def _flatten(d: Mapping, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = list(v) if isinstance(v, tuple) else v
-    return out
-
-
-def _check_same_run(cfg: Mapping, saved: Mapping, path: Path) -> None:
-    """A resumed run must have the settings that shape its result (model, data, schedule, seed)."""
-    now, then = _flatten({k: cfg.get(k, {}) for k in ("model", "data", "train")}), _flatten(
-        {k: saved.get(k, {}) for k in ("model", "data", "train")})
-    for key in sorted(set(now) | set(then)):
-        if key not in _RESUME_FREE and now.get(key) != then.get(key):
-            raise file_error(path, f"was written by a different config ({key}: {then.get(key)!r} in the checkpoint, "
-                                   f"{now.get(key)!r} now); resume with the same config or use another --work-dir")
-
-
-def train(cfg, work_dir: str | os.PathLike, resume: bool = False, progress: Progress = no_progress) -> dict:
+def train(cfg, work_dir: str | os.PathLike, resume: bool = False, progress: Progress = no_progress,
+          hooks: Iterable[HookBase] = ()) -> dict:
     """Train a refiner as the config says (one process, or one of torchrun's); returns the summary record.
 
     The record: ``final_loss`` (mean loss of the last log interval), ``iterations``, ``trained_iterations`` (in this
@@ -665,7 +387,9 @@ def train(cfg, work_dir: str | os.PathLike, resume: bool = False, progress: Prog
     info = init_distributed(tr.device)
     try:
         with lock_work_dir(work_dir, enabled=info.is_main):  # one training per work dir (engine/workdir.py)
-            return Trainer(cfg, work_dir, info).run(resume=resume, progress=progress if info.is_main else no_progress)
+            trainer = Trainer(cfg, work_dir, info)
+            trainer.register_hooks(hooks)
+            return trainer.run(resume=resume, progress=progress if info.is_main else no_progress)
     finally:
         if owns_group:
             shutdown_distributed(info)

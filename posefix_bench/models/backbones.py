@@ -8,7 +8,9 @@ RGB filters are copied and the heatmap channels keep their random initialisation
 
 A backbone maps (B, 3 + K, H, W) to a list of feature maps, finest first, and exposes ``out_channels`` and
 ``strides`` for them (ResNet: the outputs of layer1..layer4 at strides 4, 8, 16, 32). Other bodies (e.g. mmpose's
-HRNet) join with :func:`register_backbone` and the same contract.
+HRNet) join :data:`BACKBONES` (an mmengine ``Registry``, which refuses a name registered twice) with the same
+contract: ``BACKBONES.register_module(name=..., module=factory)`` with ``factory(in_channels) -> nn.Module``;
+:func:`build_backbone` builds one by name.
 """
 
 from __future__ import annotations
@@ -20,28 +22,16 @@ import torch
 from torch import nn
 
 from posefix_bench.errors import PosefixError
+from posefix_bench.registry import lookup, new_registry
 
-__all__ = ["BACKBONES", "register_backbone", "build_backbone", "ResNetBackbone", "load_pretrained"]
+__all__ = ["BACKBONES", "build_backbone", "ResNetBackbone", "load_pretrained"]
 
-BACKBONES: dict[str, Callable[[int], nn.Module]] = {}
-
-
-def register_backbone(name: str):
-    """Decorator: register ``factory(in_channels) -> backbone`` under ``name``."""
-
-    def deco(factory: Callable[[int], nn.Module]) -> Callable[[int], nn.Module]:
-        BACKBONES[name] = factory
-        return factory
-
-    return deco
+BACKBONES = new_registry("refiner backbone")
 
 
 def build_backbone(name: str, in_channels: int) -> nn.Module:
-    try:
-        factory = BACKBONES[name]
-    except KeyError:
-        raise PosefixError(f"unknown refiner backbone {name!r} (known: {', '.join(BACKBONES)})") from None
-    return factory(in_channels)
+    """The backbone registered as ``name`` for ``in_channels`` input channels; an unknown name is a one-line error."""
+    return lookup(BACKBONES, name)(in_channels)
 
 
 class ResNetBackbone(nn.Module):
@@ -81,7 +71,7 @@ def _resnet_factory(arch: str) -> Callable[[int], nn.Module]:
 
 
 for _depth in (18, 34, 50, 101, 152):
-    register_backbone(f"resnet{_depth}")(_resnet_factory(f"resnet{_depth}"))
+    BACKBONES.register_module(name=f"resnet{_depth}", module=_resnet_factory(f"resnet{_depth}"))
 
 _PREFIXES = ("module.", "backbone.")
 

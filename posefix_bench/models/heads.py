@@ -18,11 +18,15 @@ Variants from the feasibility note (``../shared/notes/refiner-feasibility.md``),
   last upsampling layer (after its transposed convolution, before its BN and ReLU).
 - ``prior+skip``: both.
 
+The variants are registered in :data:`HEADS` (an mmengine ``Registry``, which refuses a name registered twice) as
+``factory(in_channels, strides, num_keypoints, **options) -> nn.Module``; :func:`build_head` builds one by name.
+
 Shape legend: B batch, K keypoints, H x W input, h x w output grid (h = H / stride).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -31,8 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from posefix_bench.errors import PosefixError
+from posefix_bench.registry import lookup, new_registry
 
-__all__ = ["HeadSpec", "HEADS", "register_head", "get_head_spec", "DeconvHead", "PRIOR_FLOOR"]
+__all__ = ["HeadSpec", "HEADS", "build_head", "check_head", "DeconvHead", "PRIOR_FLOOR"]
 
 PRIOR_FLOOR = math.exp(-10.0)  # log prior in [-10, 0]: the same logit range as the note's 10 * heatmap
 
@@ -45,24 +50,19 @@ class HeadSpec:
     skip: bool = False
 
 
-HEADS: dict[str, HeadSpec] = {}
+HEADS = new_registry("refiner head")
 
 
-def register_head(name: str, spec: HeadSpec) -> None:
-    HEADS[name] = spec
+def check_head(name: str) -> None:
+    """A one-line error unless ``name`` is a registered head (checked before any construction work)."""
+    lookup(HEADS, name)
 
 
-def get_head_spec(name: str) -> HeadSpec:
-    try:
-        return HEADS[name]
-    except KeyError:
-        raise PosefixError(f"unknown refiner head {name!r} (known: {', '.join(HEADS)})") from None
-
-
-register_head("posefix", HeadSpec())
-register_head("prior", HeadSpec(prior=True))
-register_head("skip", HeadSpec(skip=True))
-register_head("prior+skip", HeadSpec(prior=True, skip=True))
+def build_head(name: str, in_channels: tuple[int, ...], strides: tuple[int, ...], num_keypoints: int,
+               **options) -> nn.Module:
+    """The head registered as ``name`` on backbone features of ``in_channels`` at ``strides`` (finest first), with
+    K = ``num_keypoints`` outputs; ``options``: :class:`DeconvHead`'s keywords (channels, num_deconv, prior_*)."""
+    return lookup(HEADS, name)(in_channels, strides, num_keypoints, **options)
 
 
 class DeconvHead(nn.Module):
@@ -145,3 +145,8 @@ class DeconvHead(nn.Module):
         if self.spec.prior:
             logits = logits.to(torch.float32) + self.prior_weight.view(1, -1, 1, 1) * self.prior_logits(input_heatmaps)
         return logits
+
+
+for _name, _spec in (("posefix", HeadSpec()), ("prior", HeadSpec(prior=True)), ("skip", HeadSpec(skip=True)),
+                     ("prior+skip", HeadSpec(prior=True, skip=True))):
+    HEADS.register_module(name=_name, module=functools.partial(DeconvHead, spec=_spec))

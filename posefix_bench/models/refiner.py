@@ -28,7 +28,7 @@ from posefix_bench.codecs.heatmap import (
 from posefix_bench.errors import PosefixError
 from posefix_bench.models.backbones import build_backbone, load_pretrained
 from posefix_bench.models.config import RefinerConfig
-from posefix_bench.models.heads import DeconvHead, get_head_spec
+from posefix_bench.models.heads import build_head, check_head
 from posefix_bench.structures.schema import SCHEMAS
 from posefix_bench.structures.transforms import flip_keypoints
 
@@ -51,10 +51,10 @@ class Refiner(nn.Module):
     def __init__(self, config: RefinerConfig):
         super().__init__()
         self.config = config
-        spec = get_head_spec(config.head)
+        check_head(config.head)
         self.backbone = build_backbone(config.backbone, config.in_channels)
-        self.head = DeconvHead(
-            tuple(self.backbone.out_channels), tuple(self.backbone.strides), config.num_keypoints, spec,
+        self.head = build_head(
+            config.head, tuple(self.backbone.out_channels), tuple(self.backbone.strides), config.num_keypoints,
             channels=config.deconv_channels, num_deconv=config.num_deconv,
             prior_form=config.prior_form, prior_weight=config.prior_weight,
         )
@@ -149,7 +149,7 @@ def build_refiner(cfg: dict | RefinerConfig, seed: int | None = 0) -> Refiner:
             global RNG.
     """
     config = cfg if isinstance(cfg, RefinerConfig) else RefinerConfig.from_dict(cfg)
-    get_head_spec(config.head)  # name errors before any construction work
+    check_head(config.head)  # name errors before any construction work
     if seed is None:
         model = Refiner(config)
     else:

@@ -1,10 +1,12 @@
-"""The registry of upstream sources (timm-like: one ``get_source`` over a small table of factories).
+"""The registry of upstream sources (timm-like: one builder, ``get_source``, over a table of factories).
 
-Built in: ``mediapipe`` (the pretrained BlazePose that ships inside the mediapipe wheel), ``results-file`` (any
-estimator's COCO results JSON, PoseFix's original use), ``synthetic`` (Ronchi-Perona synthesis from the ground
-truth) and one ``mmpose`` source per estimator card in ``estimators/`` (``$POSEFIX_ESTIMATORS``), discovered each
-time the registry is asked so that a new card needs no code. Other layers add theirs with
-:func:`register_source` (e.g. the refiner's ``RefinedSource``).
+The table is :data:`SOURCES`, an mmengine ``Registry`` (:mod:`posefix_bench.registry`, the same mechanism as the
+refiner's backbones and heads). Built in: ``mediapipe`` (the pretrained BlazePose that ships inside the mediapipe
+wheel), ``results-file`` (any estimator's COCO results JSON, PoseFix's original use), ``synthetic`` (Ronchi-Perona
+synthesis from the ground truth); other layers add theirs with :func:`register_source` (e.g. the refiner's
+``RefinedSource``). Besides those, one ``mmpose`` source per estimator card in ``estimators/``
+(``$POSEFIX_ESTIMATORS``), discovered each time the registry is asked so that a new card needs no code; a name
+registered in code wins over a card's.
 """
 
 from __future__ import annotations
@@ -15,17 +17,28 @@ from dataclasses import dataclass
 from typing import Callable
 
 from posefix_bench.errors import PosefixError
+from posefix_bench.registry import new_registry, unknown_name
 from posefix_bench.sources.base import Source, SourceInfo
 from posefix_bench.structures.schema import COCO17
 
-__all__ = ["register_source", "unregister_source", "get_source", "list_sources", "source_names"]
+__all__ = ["SOURCES", "register_source", "unregister_source", "get_source", "list_sources", "source_names"]
 
 
 @dataclass(frozen=True)
 class _Entry:
+    """A registered source: its factory, its info (optional), what its options are checked against."""
+
     factory: Callable[..., Source]
     info: SourceInfo | None
     signature: Callable | None = None  # what the options are checked against (default: the factory)
+
+    def __call__(self, **options) -> Source:
+        return self.factory(**options)
+
+
+# the sources registered in code: the built-ins (added on first use, see _ensure_builtins) and register_source's
+SOURCES = new_registry("source")
+_BUILTINS: dict[str, _Entry] = {}  # kept to restore a built-in that register_source(replace=True) shadowed
 
 
 def _check_options(name: str, target: Callable, options: dict) -> None:
@@ -41,34 +54,47 @@ def _check_options(name: str, target: Callable, options: dict) -> None:
         raise PosefixError(f"source {name!r}: unknown option {unknown[0]!r} (options: {', '.join(known) or 'none'})")
 
 
-_REGISTERED: dict[str, _Entry] = {}
-
-
 def register_source(name: str, factory: Callable[..., Source], info: SourceInfo | None = None,
                     replace: bool = False) -> None:
-    """Add a source: ``factory(**options)`` builds it; ``info`` (optional) describes it without building it."""
+    """Add a source: ``factory(**options)`` builds it; ``info`` (optional) describes it without building it.
+
+    A name already registered is refused (a one-line error) unless ``replace`` (which may also shadow a built-in
+    until :func:`unregister_source`).
+    """
     if not name or not isinstance(name, str):
         raise PosefixError(f"source name must be a non-empty string, got {name!r}")
-    if name in _builtin_entries() and not replace:
+    _ensure_builtins()
+    if name in _BUILTINS and not replace:
         raise PosefixError(f"source {name!r} is built in; pass replace=True to shadow it")
-    if name in _REGISTERED and not replace:
+    if name in SOURCES.module_dict and not replace:
         raise PosefixError(f"source {name!r} is already registered")
-    _REGISTERED[name] = _Entry(factory, info)
+    SOURCES.register_module(name=name, module=_Entry(factory, info), force=replace)
 
 
 def unregister_source(name: str) -> None:
-    _REGISTERED.pop(name, None)
+    """Remove a source added with :func:`register_source` (a shadowed built-in comes back); no-op when absent."""
+    _ensure_builtins()
+    if name in _BUILTINS:
+        SOURCES.register_module(name=name, module=_BUILTINS[name], force=True)
+    else:
+        SOURCES.module_dict.pop(name, None)  # mmengine's Registry has no removal; module_dict is its live table
 
 
-def _builtin_entries() -> dict[str, _Entry]:
+def _ensure_builtins() -> None:
+    """Register the built-in sources once (their modules are imported on first use, not with this one)."""
+    if _BUILTINS:
+        return
     from posefix_bench.sources.files import RESULTS_FILE_INFO, SYNTHETIC_INFO, ResultsFileSource, SyntheticSource
     from posefix_bench.sources.mediapipe_source import MEDIAPIPE_INFO, MediapipeSource
 
-    return {
+    builtins = {
         "mediapipe": _Entry(MediapipeSource, MEDIAPIPE_INFO),
         "results-file": _Entry(ResultsFileSource, RESULTS_FILE_INFO),
         "synthetic": _Entry(SyntheticSource, SYNTHETIC_INFO),
     }
+    for name, entry in builtins.items():
+        SOURCES.register_module(name=name, module=entry)
+    _BUILTINS.update(builtins)
 
 
 def _card_entries() -> dict[str, _Entry]:
@@ -91,12 +117,14 @@ def _card_entry(card) -> _Entry:
 
 
 def _all_entries() -> dict[str, _Entry]:
-    entries = dict(_builtin_entries())
+    """Built-ins, then cards, then sources registered in code (which win over a card or built-in of their name)."""
+    _ensure_builtins()
+    entries = dict(_BUILTINS)
     for name, entry in _card_entries().items():
         if name in entries:
             raise PosefixError(f"{entry.info.extra['card']}: card name {name!r} is a built-in source name")
         entries[name] = entry
-    entries.update(_REGISTERED)
+    entries.update(SOURCES.module_dict)
     return entries
 
 
@@ -110,13 +138,13 @@ def get_source(name: str, **options) -> Source:
 
     An unknown name raises a one-line :class:`PosefixError` listing the known ones.
     """
-    entries = _builtin_entries()
-    entry = _REGISTERED.get(name) or entries.get(name)
+    _ensure_builtins()
+    entry = SOURCES.module_dict.get(name) if isinstance(name, str) else None  # code-registered first, no card scan
     if entry is None:
         entries = _all_entries()
         entry = entries.get(name)
-    if entry is None:
-        raise PosefixError(f"unknown source {name!r} (known: {', '.join(entries)})")
+        if entry is None:
+            raise unknown_name("source", name, entries)
     _check_options(name, entry.signature or entry.factory, options)
     return entry.factory(**options)
 

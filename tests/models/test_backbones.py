@@ -5,11 +5,11 @@ import torch
 import torchvision
 
 from posefix_bench.errors import PosefixError
-from posefix_bench.models import BACKBONES, build_backbone, build_refiner
+from posefix_bench.models import BACKBONES, HEADS, build_backbone, build_head, build_refiner
 
 
 def test_registry_has_the_torchvision_resnets():
-    assert {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"} <= set(BACKBONES)
+    assert {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"} <= set(BACKBONES.module_dict)
     b = build_backbone("resnet50", 20)
     assert b.conv1.in_channels == 20 and b.out_channels == (256, 512, 1024, 2048)
     feats = b(torch.zeros(1, 20, 64, 48))
@@ -46,3 +46,19 @@ def test_pretrained_errors(tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(PosefixError, match="junk.pth: cannot load pretrained checkpoint"):
         build_refiner({**cfg, "pretrained": str(junk)})
+
+
+def test_backbones_and_heads_are_mmengine_registries_that_refuse_a_name_twice():
+    assert set(HEADS.module_dict) == {"posefix", "prior", "skip", "prior+skip"}
+    with pytest.raises(KeyError, match="already registered"):
+        BACKBONES.register_module(name="resnet18", module=lambda in_channels: None)
+    with pytest.raises(KeyError, match="already registered"):
+        HEADS.register_module(name="prior", module=lambda *a, **k: None)
+    head = build_head("prior+skip", (64, 128, 256, 512), (4, 8, 16, 32), 17, channels=32)
+    assert head.spec.prior and head.spec.skip and head.stride == 4
+    # only registered names: no mmengine scope keys or import paths, a one-line error naming the known ones
+    for name in ("nope", "posefix_bench.resnet18", "torch.nn.Conv2d"):
+        with pytest.raises(PosefixError, match=rf"unknown refiner backbone '{name}' \(known: resnet18, "):
+            build_backbone(name, 20)
+    with pytest.raises(PosefixError, match=r"unknown refiner head 'deconv' \(known: posefix, prior, skip, prior\+skip\)"):
+        build_head("deconv", (64,), (4,), 17)

@@ -81,3 +81,29 @@ def test_synthetic_source_is_seeded(val_gt):
     assert a == b and a != c
     assert len(a) == sum(1 for _ in val_gt.persons(min_keypoints=1))
     validate_results(a, num_keypoints=val_gt.schema.num_keypoints, image_ids=val_gt.image_ids)
+
+
+def test_sources_live_in_an_mmengine_registry_and_a_shadowed_builtin_comes_back():
+    from mmengine.registry import Registry
+
+    from posefix_bench.sources.registry import SOURCES
+
+    builtin = get_source("results-file", path="x.json")
+    assert isinstance(SOURCES, Registry) and {"mediapipe", "results-file", "synthetic"} <= set(SOURCES.module_dict)
+    assert not any(name.startswith("rtmpose") for name in SOURCES.module_dict)  # cards are discovered, not registered
+
+    class Stub(Source):
+        def __init__(self, path=None):
+            self.info = SourceInfo(name="results-file", kind="results-file")
+
+        def predict(self, dataset, boxes=None, progress=None):
+            return []
+
+    register_source("results-file", Stub, replace=True)
+    try:
+        assert isinstance(get_source("results-file"), Stub)
+    finally:
+        unregister_source("results-file")
+    assert type(get_source("results-file", path="x.json")) is type(builtin)
+    with pytest.raises(PosefixError, match=r"unknown source 'json' \(known: mediapipe"):
+        get_source("json")  # only registered names, never an import path
