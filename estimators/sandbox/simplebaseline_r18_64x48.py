@@ -59,4 +59,5 @@ card = dict(
     family='SimpleBaseline',
     description='SimpleBaseline, ResNet-18 stages 1-3 + two deconvolutions, 64x48, trained on the sandbox here',
     trained_on='the procedural sandbox (posefix_bench.sources.mmpose_train)',
+    ladder=(100, 200, 300),  # weights saved along the run: the quick profile's (low) input-strength ladder
 )

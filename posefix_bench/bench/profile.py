@@ -143,15 +143,15 @@ def measured_source(mix: Any) -> str | None:
 
 def ablation_factors(config: dict) -> dict:
     """The factors an ablation's config sets, as reports name them: backbone, input (H x W), head, mix (a measured
-    profile as ``measured (<source>)``), lower body (on when ``data.lower_body.p`` > 0)."""
-    model, data = config.get("model") or {}, config.get("data") or {}
+    profile as ``measured (<source>)``), lower body (on when ``data.lower_body.p`` > 0), training iterations."""
+    model, data, train = config.get("model") or {}, config.get("data") or {}, config.get("train") or {}
     size = model.get("input_size")
     mix = data.get("mix", "paper")
     source = measured_source(mix)
     lower_p = float((data.get("lower_body") or {}).get("p", 0.0))
     return {"backbone": str(model.get("backbone", "-")), "input": f"{size[1]}x{size[0]}" if size else "-",
             "head": str(model.get("head", "-")), "mix": f"measured ({source})" if source else describe(mix),
-            "lower body": "on" if lower_p > 0 else "off"}
+            "lower body": "on" if lower_p > 0 else "off", "iterations": int(train.get("max_iters", 0)) or "-"}
 
 
 def describe(value: Any) -> str:

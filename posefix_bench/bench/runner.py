@@ -120,8 +120,10 @@ class BenchRunner:
         pairs = [(a, seed) for a in profile.ablations for seed in a.seeds]
         jobs = [Job(_job_evaluate, (self.spec, a.name, seed, ordered), "evaluate", f"refine + analyse {a.name} s{seed}")
                 for a, seed in pairs]
-        curve_tags = set(profile.raw.get("learning_curve", {}).get("tags", ()))
-        curves = [(a, seed) for a in profile.ablations if curve_tags & set(a.tags) for seed in a.seeds]
+        curve_cfg = profile.raw.get("learning_curve") or {}
+        curve_tags, curve_seeds = set(curve_cfg.get("tags", ())), curve_cfg.get("seeds")
+        curves = [(a, seed) for a in profile.ablations if curve_tags & set(a.tags) for seed in a.seeds
+                  if curve_seeds is None or seed in curve_seeds]
         jobs += [Job(_job_curve, (self.spec, a.name, seed, ordered), "evaluate", f"learning curve {a.name} s{seed}")
                  for a, seed in curves]
         jobs += [Job(_job_baseline, (self.spec, src), "evaluate", f"analyse source {src['name']}") for src in ordered]

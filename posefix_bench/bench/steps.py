@@ -155,13 +155,20 @@ class BenchSteps:
         raise PosefixError(f"profile {self.profile.name}: no source named {name!r}")
 
     def estimator(self, spec: dict) -> tuple[Path, dict]:
-        """Train (or reuse) a small mmpose estimator on the profile's training split with mmpose's own training."""
-        from posefix_bench.sources.mmpose_train import resolve_card, train_mmpose_estimator
+        """Train (or reuse) a small mmpose estimator on the profile's training split with mmpose's own training.
+
+        A card with a ``ladder`` (iterations) is trained once with its weights saved at each of them: an
+        input-strength ladder of one family; the source's ``iteration`` picks its rung (default the last)."""
+        from posefix_bench.sources.mmpose_train import resolve_card, train_mmpose_estimator, train_mmpose_ladder
 
         data = self.data()
         card = resolve_card(spec["card"])
         seed = int(spec.get("train_seed", 0))
         overrides = dict(spec.get("overrides", {}))
+        ladder = [int(i) for i in card.ladder or ()]
+        if spec.get("iteration") is not None and int(spec["iteration"]) not in ladder:
+            raise PosefixError(f"profile {self.profile.name}: source {spec.get('name')!r}: iteration "
+                               f"{spec['iteration']} is not a rung of {card.name}'s ladder {tuple(ladder)}")
         step = self.cache.step("estimator", {
             "card": card.name, "card_file": file_hash(card.path), "data": data.fingerprint, "seed": seed,
             "overrides": overrides, "code": self.code(("sources",)),
@@ -169,10 +176,22 @@ class BenchSteps:
         with step.lock():
             if not step.done:
                 t0 = time.perf_counter()
-                ckpt = train_mmpose_estimator(card, data.root, step.path, overrides=overrides or None,
-                                              train_split=data.train_split, seed=seed, progress=self.progress)
-                step.mark_done({"checkpoint": ckpt.name, "seconds": time.perf_counter() - t0, "card": card.name})
+                kw = dict(overrides=overrides or None, train_split=data.train_split, seed=seed, progress=self.progress)
+                if ladder:
+                    saved = train_mmpose_ladder(card, data.root, step.path, iterations=ladder, **kw)
+                    log = read_json(step.path / "train_log.json", "estimator training log")
+                    rungs = {str(c["iteration"]): {"checkpoint": c["checkpoint"], "seconds": c["seconds"]}
+                             for c in log["checkpoints"]}
+                    ckpt = saved[max(saved)]
+                else:
+                    ckpt, rungs = train_mmpose_estimator(card, data.root, step.path, **kw), None
+                step.mark_done({"checkpoint": ckpt.name, "seconds": time.perf_counter() - t0, "card": card.name,
+                                "ladder": rungs})
         summary = step.summary()
+        if summary.get("ladder"):
+            rung = summary["ladder"][str(int(spec.get("iteration") or max(ladder)))]
+            summary = dict(summary, checkpoint=rung["checkpoint"], seconds=rung["seconds"],
+                           iteration=int(spec.get("iteration") or max(ladder)))
         return step.path / summary["checkpoint"], summary
 
     def build_source(self, spec: dict):
@@ -197,7 +216,7 @@ class BenchSteps:
         elif kind == "mmpose-trained":
             ckpt, summary = self.estimator(spec)
             src = get_source(summary["card"], checkpoint=str(ckpt), device=self.device, **post)
-            meta.update(card=summary["card"], train_seconds=summary.get("seconds"),
+            meta.update(card=summary["card"], train_seconds=summary.get("seconds"), iteration=summary.get("iteration"),
                         trained_on=self.data().description, checkpoint=_rel(ckpt, self.cache_root))
         elif kind == "mmpose":
             opts = {k: v for k, v in spec.items() if k not in ("name", "type", "card", "method")}

@@ -48,7 +48,7 @@ def test_bench_end_to_end_and_cache(tmp_path):
         assert run.train["iterations"] == 4 and Path(run.checkpoint).is_file()
         assert a.fps["rows"] and a.fps["rows"][0]["samples_per_s"] > 0
         assert a.factors == {"backbone": "resnet18", "input": "64x48", "head": a.name.rsplit("_", 1)[1],
-                             "mix": "paper", "lower body": "off"}
+                             "mix": "paper", "lower body": "off", "iterations": 4}
         assert a.metrics["sources"]["synthetic-paper"]["ap_before"] == run.ap_before["AP"]
     src = record.sources[0]
     assert src.baseline["ap_impact"] is not None and src.poses > 0
