@@ -13,8 +13,13 @@ Steps (PoseFix, Moon et al., CVPR 2019; Ronchi & Perona, ICCV 2017 for the diagn
 - ``profile``: an estimator's error profile measured on (part of) the *training* split, for ``measured:`` mixes,
   so no validation statistics leak into training;
 - ``train``: a refiner training (resumable from its own checkpoints; torchrun where the profile asks for it);
-- ``refine``: a source's results refined by a trained refiner;
+- ``calibrate``: the refinement gate of a trained refiner calibrated on training images it did not train on
+  (:func:`posefix_bench.engine.calibrate.calibrate_checkpoint`; the default ablation's refiners, issue 17);
+- ``refine``: a source's results refined by a trained refiner; with a calibrated gate, one pass gives both the
+  ungated and the gated results (:meth:`~posefix_bench.engine.refine.RefinePostProcessor.refine_detailed`);
 - ``analyse``: one pass over (results, refined) (:func:`posefix_bench.evaluation.pair.analyse_pair`);
+- ``gate``: what the gate did on a source (:func:`posefix_bench.evaluation.gate_effect.gate_effect`);
+- ``checks``: the data warnings of a results file (:func:`posefix_bench.structures.checks.check_results`);
 - ``evaluate``: COCO AP alone (the points of a learning curve);
 - ``fps``: the refiner network's inference samples/s on this machine.
 """
@@ -43,6 +48,9 @@ TRAIN_CODE = ("models", "engine/train.py", "engine/data.py", "engine/distributed
 REFINE_CODE = ("models", "engine/refine.py", "codecs", "structures")
 SOURCE_CODE = ("sources", "synthesis", "codecs", "structures")
 EVAL_CODE = ("evaluation", "codecs", "structures")
+CALIBRATE_CODE = ("models", "engine/calibrate.py", "engine/gate.py", "engine/refine.py", "engine/data.py",
+                  "engine/train.py", "synthesis", "evaluation", "codecs", "structures")
+CHECKS_CODE = ("structures",)
 FPS_CODE = ("models", "engine/throughput.py", "engine/fps.py", "engine/precision.py", "codecs")
 ANALYSIS_VERSION = 2  # 2: the analysis also picks the crop panel's persons
 # ``--smoke``: every step of a profile at the smallest size that still runs its real code (issue 20): a few
@@ -52,6 +60,7 @@ SMOKE = {"val_images": 4, "max_samples": 8, "nproc_per_node": 2,
          "train": {"max_iters": 2, "batch_size": 4, "checkpoint_interval": 1, "log_interval": 1, "num_workers": 0,
                    "amp": "fp32", "threads": 1},
          "refine": {"batch_size": 4, "precision": "fp32"},
+         "calibrate": {"mixes": ["paper", "none"], "draws": 1},
          "fps": {"batches": [1], "precisions": ["fp32"], "threads": 1}}
 
 
@@ -331,14 +340,11 @@ class BenchSteps:
                 step.mark_done(dict(summary, wall_seconds=time.perf_counter() - t0))
         kept = {int(c.stem.split("_")[1]): str(c) for c in (step.path / "checkpoints").glob("iter_*.pth")}
         return {"checkpoint": str(step.path / "final.pth"), "key": step.key, "summary": step.summary(),
-                "model": cfg["model"], "checkpoints": dict(sorted(kept.items()))}
+                "model": cfg["model"], "checkpoints": dict(sorted(kept.items())),
+                "holdout": cfg["data"].get("holdout") or 0}
 
-    def refine(self, trained: dict, source: dict, iteration: int | None = None) -> Path:
-        """A source's validation results refined by a trained refiner (the profile's ``refine`` settings); with
-        ``iteration``, by the training's checkpoint at that iteration (a point of its learning curve)."""
-        from posefix_bench.engine.refine import RefinePostProcessor
-        from posefix_bench.structures.results import load_results, save_results
-
+    def refine_options(self, trained: dict) -> dict:
+        """The profile's ``refine`` settings for a trained refiner, the precision resolved on this machine."""
         from posefix_bench.engine.precision import resolve_precision
 
         data = self.data()
@@ -346,6 +352,16 @@ class BenchSteps:
         model = dict(trained["model"], num_keypoints=data.val.schema.num_keypoints)
         opts["precision"] = resolve_precision(opts.get("precision", "auto"), self.device, "infer", model,
                                               batch=opts.get("batch_size", 32), cache_dir=self.precision_dir)["precision"]
+        return opts
+
+    def refine(self, trained: dict, source: dict, iteration: int | None = None) -> Path:
+        """A source's validation results refined by a trained refiner (the profile's ``refine`` settings, no gate);
+        with ``iteration``, by the training's checkpoint at that iteration (a point of its learning curve)."""
+        from posefix_bench.engine.refine import RefinePostProcessor
+        from posefix_bench.structures.results import load_results, save_results
+
+        data = self.data()
+        opts = self.refine_options(trained)
         payload = {"train": trained["key"], "results": source["hash"], "options": opts, "code": self.code(REFINE_CODE)}
         checkpoint = trained["checkpoint"]
         if iteration is not None:
@@ -356,11 +372,139 @@ class BenchSteps:
         with step.lock():
             if not step.done:
                 t0 = time.perf_counter()
-                post = RefinePostProcessor(checkpoint, device=self.device, **opts)
+                post = RefinePostProcessor(checkpoint, device=self.device, gate=False, **opts)
                 refined = post.refine(data.val, load_results(source["results"], data.val))
                 save_results(out, refined)
                 step.mark_done({"seconds": time.perf_counter() - t0, "poses": len(refined)})
         return out
+
+    # -- the refinement gate (issue 17) --------------------------------------------------------------------------
+    def calibration_options(self) -> dict:
+        """How the gate is calibrated: :func:`~posefix_bench.engine.calibrate.calibrate_checkpoint`'s defaults,
+        then the profile's ``gate`` section, then the smoke run's smaller settings."""
+        from posefix_bench.engine import calibrate as cal
+
+        opts = {"mixes": list(cal.DEFAULT_MIXES), "draws": cal.DEFAULT_DRAWS, "seed": 0, "keep": cal.DEFAULT_KEEP,
+                "l2": cal.DEFAULT_L2, "tolerance": cal.DEFAULT_TOLERANCE}
+        opts.update(self.profile.raw.get("gate") or {})
+        if self.smoke:
+            opts.update(SMOKE["calibrate"])
+        return opts
+
+    def calibration_plan(self, trained: dict) -> tuple[dict | None, str | None]:
+        """(what to calibrate a trained refiner on, or None; why not, or None).
+
+        A refiner that held training images out (``data.holdout``) is calibrated on them; one that trained on every
+        image is calibrated on the training split of a COCO-format profile's data root (minus any image it trained
+        on); a sandbox profile then has nothing to calibrate on.
+        """
+        if float(trained.get("holdout") or 0) > 0:
+            return {"data": "holdout"}, None
+        data = self.data()
+        if data.kind in ("coco-mini", "coco"):
+            ann = coco_split_paths(data.root, data.train_split)[0]
+            return {"data": "split", "root": str(data.root), "split": data.train_split,
+                    "annotations": file_hash(ann)}, None
+        return None, ("the refiner trained on every training image (data.holdout is 0) and a sandbox profile has no "
+                      "other training split to calibrate on")
+
+    def calibrate(self, trained: dict) -> dict:
+        """The trained refiner's gate, calibrated and stored in a copy of its checkpoint (cached):
+        ``{"state": "calibrated", "key", "checkpoint", "gate" (summary), "seconds"}``, or ``{"state": "off",
+        "reason"}`` where there is nothing to calibrate on or calibration fails (not cached: a rerun tries again)."""
+        from posefix_bench.engine.calibrate import calibrate_checkpoint, gate_summary
+
+        plan, reason = self.calibration_plan(trained)
+        if plan is None:
+            return {"state": "off", "reason": reason}
+        opts = self.calibration_options()
+        refine = self.refine_options(trained)
+        payload = {"train": trained["key"], "plan": {k: v for k, v in plan.items() if k != "root"}, "options": opts,
+                   "refine": {"batch_size": refine.get("batch_size", 32), "precision": refine["precision"]},
+                   "device": self.device, "code": self.code(CALIBRATE_CODE)}
+        step = self.cache.step("calibrate", payload)
+        out = step.path / "calibrated.pth"
+        with step.lock():
+            if not step.done:
+                t0 = time.perf_counter()
+                try:
+                    rec = calibrate_checkpoint(
+                        trained["checkpoint"], out, plan.get("root"), plan.get("split"), opts["mixes"],
+                        int(opts["draws"]), int(opts["seed"]), keep=float(opts["keep"]), l2=float(opts["l2"]),
+                        tolerance=float(opts["tolerance"]), device=self.device,
+                        batch_size=int(refine.get("batch_size", 32)), precision=refine["precision"],
+                        progress=self.progress)
+                except PosefixError as e:
+                    return {"state": "off", "reason": f"calibration failed: {e}"}
+                step.mark_done({"gate": gate_summary(rec["gate"]), "seconds": time.perf_counter() - t0})
+        summary = step.summary()
+        return {"state": "calibrated", "key": step.key, "checkpoint": str(out), "gate": summary["gate"],
+                "seconds": summary.get("seconds")}
+
+    def refine_gated(self, trained: dict, calibrated: dict, source: dict) -> tuple[Path, Path]:
+        """A source's validation results refined once by the calibrated checkpoint: (ungated results, gated
+        results with ``refine_accepted``), both from the same pass (cached)."""
+        from posefix_bench.engine.refine import RefinePostProcessor
+        from posefix_bench.structures.results import load_results, save_results
+
+        data = self.data()
+        opts = self.refine_options(trained)
+        step = self.cache.step("refine", {"train": trained["key"], "gate": calibrated["key"], "results": source["hash"],
+                                          "options": opts, "code": self.code(REFINE_CODE + ("engine/gate.py",))})
+        ungated, gated = step.path / "refined.json", step.path / "gated.json"
+        with step.lock():
+            if not step.done:
+                t0 = time.perf_counter()
+                post = RefinePostProcessor(calibrated["checkpoint"], device=self.device, gate=True, **opts)
+                if post.gate is None:
+                    raise PosefixError(f"{calibrated['checkpoint']}: the calibrated checkpoint holds no gate")
+                res = post.refine_detailed(data.val, load_results(source["results"], data.val))
+                save_results(ungated, res.ungated)
+                save_results(gated, res.gated)
+                step.mark_done({"seconds": time.perf_counter() - t0, "poses": len(res.ungated)})
+        return ungated, gated
+
+    def gate_effect(self, results_path: str | Path, ungated_path: str | Path, gated_path: str | Path,
+                    ap: dict) -> dict:
+        """What the gate did on one source (:func:`~posefix_bench.evaluation.gate_effect.gate_effect`), cached; the
+        AP of input, ungated and gated results (``ap``) comes from their analyses, not computed again."""
+        from posefix_bench.evaluation.gate_effect import gate_effect
+        from posefix_bench.structures.results import load_results
+
+        data = self.data()
+        step = self.cache.step("gate", {
+            "results": file_hash(results_path), "ungated": file_hash(ungated_path), "gated": file_hash(gated_path),
+            "gt": data.fingerprint, "code": self.code(EVAL_CODE)})
+        out = step.path / "gate_effect.json"
+        with step.lock():
+            if not step.done:
+                recs = [load_results(p, data.val) for p in (results_path, ungated_path, gated_path)]
+                atomic_write_json(out, gate_effect(data.val, *recs, ap=ap))
+                step.mark_done({})
+        return dict(read_json(out, "gate effect"), path=str(out))
+
+    def ground_truth_warnings(self) -> list[str]:
+        """The data warnings of the validation ground truth (one line each, its path as reports show it)."""
+        from posefix_bench.record.schema import shown_path
+        from posefix_bench.structures.checks import check_ground_truth
+
+        return [w.message.replace(w.source, shown_path(w.source, self.cache_root))
+                for w in check_ground_truth(self.data().val)]
+
+    def data_checks(self, results_path: str | Path, name: str) -> list[str]:
+        """The data warnings of source ``name``'s results file on the validation split (one line each, naming the
+        source; cached)."""
+        from posefix_bench.structures.checks import check_results
+        from posefix_bench.structures.results import load_results
+
+        data = self.data()
+        step = self.cache.step("checks", {"results": file_hash(results_path), "name": name, "gt": data.fingerprint,
+                                          "code": self.code(CHECKS_CODE)})
+        with step.lock():
+            if not step.done:
+                warnings = check_results(load_results(results_path, data.val), f"source {name}")
+                step.mark_done({"warnings": [str(w) for w in warnings]})
+        return list(step.summary()["warnings"])
 
     # -- analysis ------------------------------------------------------------------------------------------------
     def analyse(self, results_path: str | Path, refined_path: str | Path | None, ap_impact: bool) -> dict:

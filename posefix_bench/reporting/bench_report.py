@@ -7,7 +7,8 @@ Layout written by :func:`write_reports`::
     <out>/*.png                        index plots (AP delta per source, fixed/broken per error type, speed vs gain,
                                        measured error profiles)
     <out>/<ablation>/report.md         one ablation (:mod:`~posefix_bench.reporting.ablation_page`)
-    <out>/<ablation>/metrics.json      its numbers (:mod:`posefix_bench.record.metrics`) with the verdict per source
+    <out>/<ablation>/metrics.json      its numbers (:mod:`posefix_bench.record.metrics`) with the verdict per source,
+                                       the evaluator, the data warnings and, for the default, ``factors.gate``
     <out>/<ablation>/*.png             its plots
 
 Pure presentation: the numbers come from the :class:`~posefix_bench.record.schema.BenchRecord` and the analysis
@@ -39,10 +40,15 @@ PLOTS_VERSION = 2
 
 
 def metrics_record(ctx: ReportContext, a: AblationResult) -> dict:
-    """What ``metrics.json`` holds: the ablation's metrics, the verdict per source and the resolutions."""
+    """What ``metrics.json`` holds: the ablation's metrics, the verdict per source, the resolutions, the evaluation
+    backend and the data warnings of the run; the default ablation's ``factors`` also say whether its gate
+    (``gate`` section) is ``calibrated`` or ``off`` (the per-source numbers stay the ungated reading)."""
     s = a.metrics
     verdicts = {src: judge(s["sources"][src]["delta"], ctx.resolution) for src in ctx.sources}
-    return dict(s, verdict=verdicts, resolution=ctx.resolution, occluded_resolution=ctx.occluded_resolution)
+    factors = dict(s["factors"], gate=a.gate.state) if a.gate is not None else s["factors"]
+    return dict(s, factors=factors, verdict=verdicts, resolution=ctx.resolution,
+                occluded_resolution=ctx.occluded_resolution, evaluator=ctx.record.evaluator,
+                data_warnings=list(ctx.record.data_warnings))
 
 
 def _current_plots(out: Path, key: str) -> list[str] | None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from posefix_bench import cli
 from posefix_bench.engine.calibrate import (

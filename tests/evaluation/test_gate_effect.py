@@ -33,7 +33,6 @@ def test_gate_effect_counts_each_outcome(val_gt):
     sig = val_gt.schema.sigma_array
     persons = _persons(val_gt)
     inputs, ungated, accept = [], [], np.zeros((2, 17), bool)
-    plan = []  # (person, joint, input change, refined change, accepted)
     for p, (image_id, gt_kp, area, lab) in enumerate(persons):
         kp = gt_kp.copy()
         kp[:, 2] = np.where(gt_kp[:, 2] > 0, 0.9, 0.0)  # unlabelled joints absent
