@@ -341,7 +341,8 @@ class BenchSteps:
         kept = {int(c.stem.split("_")[1]): str(c) for c in (step.path / "checkpoints").glob("iter_*.pth")}
         return {"checkpoint": str(step.path / "final.pth"), "key": step.key, "summary": step.summary(),
                 "model": cfg["model"], "checkpoints": dict(sorted(kept.items())),
-                "holdout": cfg["data"].get("holdout") or 0}
+                "holdout": cfg["data"].get("holdout") or 0, "data_root": cfg["data"]["root"],
+                "train_split": cfg["data"]["train_split"]}
 
     def refine_options(self, trained: dict) -> dict:
         """The profile's ``refine`` settings for a trained refiner, the precision resolved on this machine."""
@@ -403,6 +404,10 @@ class BenchSteps:
         data = self.data()
         if data.kind in ("coco-mini", "coco"):
             ann = coco_split_paths(data.root, data.train_split)[0]
+            own = coco_split_paths(trained.get("data_root") or "", trained.get("train_split") or "")[0]
+            if trained.get("data_root") and own.resolve() == ann.resolve():
+                return None, (f"the refiner trained on every image of the profile's training split {data.train_split} "
+                              "(data.holdout is 0): no training image is left that it has not seen")
             return {"data": "split", "root": str(data.root), "split": data.train_split,
                     "annotations": file_hash(ann)}, None
         return None, ("the refiner trained on every training image (data.holdout is 0) and a sandbox profile has no "
@@ -434,8 +439,13 @@ class BenchSteps:
                         tolerance=float(opts["tolerance"]), device=self.device,
                         batch_size=int(refine.get("batch_size", 32)), precision=refine["precision"],
                         progress=self.progress)
-                except PosefixError as e:
-                    return {"state": "off", "reason": f"calibration failed: {e}"}
+                except PosefixError as e:  # the reason goes into reports: no absolute path of this machine
+                    from posefix_bench.record.schema import shown_path
+
+                    data = self.data()
+                    reason = str(e).replace(str(data.root), shown_path(data.root, self.cache_root))
+                    return {"state": "off", "reason": "calibration failed: " + reason.replace(str(self.cache_root),
+                                                                                               "<cache>")}
                 step.mark_done({"gate": gate_summary(rec["gate"]), "seconds": time.perf_counter() - t0})
         summary = step.summary()
         return {"state": "calibrated", "key": step.key, "checkpoint": str(out), "gate": summary["gate"],

@@ -108,3 +108,21 @@ def test_unknown_profile_is_one_line_error(capsys):
     assert main(["bench", "--profile", "no-such-profile"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown bench profile" in err
+
+
+def test_what_the_default_refiner_is_calibrated_on(tmp_path, coco_mini_root):
+    from posefix_bench.bench.profile import Profile
+    from posefix_bench.bench.runner import gate_info
+    from posefix_bench.bench.steps import BenchSteps
+
+    profile = Profile(name="p", folder=tmp_path, description="", sources=(), ablations=(),
+                      data={"kind": "coco-mini", "train_split": "train2017", "val_split": "val2017"})
+    steps = BenchSteps(profile, tmp_path / "cache", coco_root=coco_mini_root)
+    assert steps.calibration_plan({"holdout": 200}) == ({"data": "holdout"}, None)  # its own hold-out first
+    plan, why = steps.calibration_plan({"holdout": 0, "data_root": str(tmp_path / "sandbox"), "train_split": "train"})
+    assert why is None and plan["data"] == "split" and plan["split"] == "train2017"  # trained elsewhere: real images
+    plan, why = steps.calibration_plan({"holdout": 0, "data_root": str(coco_mini_root), "train_split": "train2017"})
+    assert plan is None and "every image of the profile's training split train2017" in why
+    # a seed without a calibration turns the gate off for the ablation (no seed stat of a gate on some seeds)
+    info = gate_info([], {0: {"state": "calibrated", "checkpoint": "c", "gate": {}}, 1: {"state": "off", "reason": why}})
+    assert info.state == "off" and info.reason.startswith("seed 1: the refiner trained on every image")
