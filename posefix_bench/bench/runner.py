@@ -9,13 +9,16 @@ For a profile (:mod:`posefix_bench.bench.profile`) it
 4. trains every ablation for each of its seeds (or reuses a finished run), refines every source's results with it,
    and analyses input vs refined in one pass (AP, diagnosis, the lower-body-occluded subset, the crop panel); for
    the ablations the profile's ``learning_curve`` names (by tag), the AP of every source refined by the training's
-   intermediate checkpoints too (the same run, no extra training);
+   intermediate checkpoints too (the same run, no extra training); the default ablation's refiners get their
+   refinement gate calibrated first (issue 17), and their one refinement pass per source gives the ungated and the
+   gated results, both analysed, with what the gate did (the other ablations stay ungated);
 5. runs the free baselines: each mmpose source with mmpose's flip test, and with DARK decoding where its head is
    a heatmap head, analysed against its plain output in the same one-pass way as a refinement;
 6. measures the refiner's inference FPS once per distinct network, and each mmpose source's samples/s plain and
    with each post-processing method;
 
-and returns a :class:`~posefix_bench.record.schema.BenchRecord` that :mod:`posefix_bench.reporting` renders. The
+and returns a :class:`~posefix_bench.record.schema.BenchRecord` (with the evaluation backend and the data
+warnings of the ground truth and of each source's results) that :mod:`posefix_bench.reporting` renders. The
 steps themselves, and their cache, are :mod:`posefix_bench.bench.steps`.
 
 Independent steps (trainings, source predictions, refine-and-analyse of one trained refiner, source baselines) go
@@ -40,11 +43,13 @@ from posefix_bench.bench.steps import BenchSteps
 from posefix_bench.hashing import canonical_hash
 from posefix_bench.progress import Progress, no_progress
 from posefix_bench.record.metrics import ablation_metrics, baseline_metrics
-from posefix_bench.record.schema import (AblationResult, BenchRecord, DataInfo, FreeBaseline, MixInfo, Run, SourceRun,
-                                         shown_path)
+from posefix_bench.record.schema import (
+    AblationResult, BenchRecord, DataInfo, FreeBaseline, GateInfo, GateRun, MixInfo, Run, SourceRun, shown_path,
+)  # fmt: skip
 from posefix_bench.structures.io import read_json
 
-__all__ = ["RunSpec", "BenchRunner", "run_bench", "run_of", "learning_curve", "free_baseline_methods",
+__all__ = ["RunSpec", "BenchRunner", "run_bench", "run_of", "gate_run_of", "gate_info", "learning_curve",
+           "free_baseline_methods",
            "profile_summary"]
 
 Log = Callable[[str], None]
@@ -118,8 +123,8 @@ class BenchRunner:
         lap("estimator predictions, profiles, trainings on them")
 
         pairs = [(a, seed) for a in profile.ablations for seed in a.seeds]
-        jobs = [Job(_job_evaluate, (self.spec, a.name, seed, ordered), "evaluate", f"refine + analyse {a.name} s{seed}")
-                for a, seed in pairs]
+        jobs = [Job(_job_evaluate, (self.spec, a.name, seed, ordered, a.name == profile.default_ablation), "evaluate",
+                    f"refine + analyse {a.name} s{seed}") for a, seed in pairs]
         curve_cfg = profile.raw.get("learning_curve") or {}
         curve_tags, curve_seeds = set(curve_cfg.get("tags", ())), curve_cfg.get("seeds")
         curves = [(a, seed) for a in profile.ablations if curve_tags & set(a.tags) for seed in a.seeds
@@ -136,9 +141,14 @@ class BenchRunner:
         free_runs, results = results[n_before_free:], results[:n_before_free]
         lap("refine + evaluate + diagnose")
 
-        runs_by = {(a.name, seed): runs for (a, seed), runs in zip(pairs, results)}
+        runs_by = {(a.name, seed): done["runs"] for (a, seed), done in zip(pairs, results)}
+        cal_by = {(a.name, seed): done["calibration"] for (a, seed), done in zip(pairs, results)}
         curve_by = {(a.name, seed): c for (a, seed), c in zip(curves, results[len(pairs):])}
-        source_runs = [SourceRun(**src, baseline=base) for src, base in zip(ordered, results[len(pairs) + len(curves):])]
+        bases = results[len(pairs) + len(curves):]
+        source_runs = [SourceRun(**src, baseline=base["baseline"]) for src, base in zip(ordered, bases)]
+        evaluators = {e for done in results[:len(pairs)] for e in done["evaluators"]}
+        evaluators |= {base["baseline"]["evaluator"] for base in bases if base["baseline"].get("evaluator")}
+        warnings = steps.ground_truth_warnings() + [w for base in bases for w in base["warnings"]]
         names = [s.name for s in source_runs]
         k = data.val.schema.num_keypoints
         fps_by_model = self._fps({canonical_hash(a.config["model"]): dict(a.config["model"]) for a in profile.ablations},
@@ -149,7 +159,12 @@ class BenchRunner:
             runs = [r for seed in a.seeds for r in runs_by[(a.name, seed)]]
             curve = learning_curve(runs, {seed: curve_by[(a.name, seed)] for seed in a.seeds
                                           if (a.name, seed) in curve_by})
-            ablations.append(self._ablation_result(a, runs, names, fps_by_model[key], curve))
+            gate = None
+            if a.name == profile.default_ablation:
+                gate = gate_info(runs, {seed: cal_by[(a.name, seed)] for seed in a.seeds})
+                for line in ([f"gate of {a.name}: off ({gate.reason})"] if gate.state == "off" else []):
+                    self.log(line)
+            ablations.append(self._ablation_result(a, runs, names, fps_by_model[key], curve, gate))
         throughput = self._post_fps(free_baseline_methods(profile))
         baselines = []
         for (src, method), run in zip(free, free_runs):
@@ -167,7 +182,8 @@ class BenchRunner:
                           val_occluded_persons=len(data.occluded_ids), schema=data.val.schema.name),
             sources=source_runs, ablations=ablations, comparisons=[dict(c) for c in profile.comparisons],
             default_ablation=profile.default_ablation, baselines=baselines, environment=self.environment,
-            timings=dict(timings, total=time.perf_counter() - t_start), cache_root=str(self.steps.cache_root))
+            timings=dict(timings, total=time.perf_counter() - t_start), cache_root=str(self.steps.cache_root),
+            evaluator=", ".join(sorted(evaluators)) or "-", data_warnings=warnings)
 
     def _post_fps(self, methods: dict[str, list[str]]) -> dict[str, dict]:
         """Samples/s of each mmpose source plain and with its post-processing methods (as :meth:`_fps`: in this
@@ -181,7 +197,7 @@ class BenchRunner:
         return dict(zip(methods, self.executor.run(jobs, "estimator FPS with post-processing")))
 
     def _ablation_result(self, a: Ablation, runs: list[Run], sources: list[str], fps: dict,
-                         curve: list | None) -> AblationResult:
+                         curve: list | None, gate: GateInfo | None = None) -> AblationResult:
         factors = ablation_factors(a.config)
         mix = MixInfo(label=factors["mix"], spec=None if a.measured_source else a.config["data"].get("mix", "paper"))
         if a.measured_source:
@@ -192,9 +208,9 @@ class BenchRunner:
         metrics = ablation_metrics(profile=self.profile.name, name=a.name, config=config, seeds=a.seeds,
                                    tags=a.tags, default=a.name == self.profile.default_ablation, factors=factors,
                                    model=a.config["model"], mix=mix.label, runs=runs, sources=sources, fps=fps,
-                                   learning_curve=curve)
+                                   learning_curve=curve, gate=gate)
         return AblationResult(name=a.name, config=config, seeds=list(a.seeds), tags=list(a.tags), factors=factors,
-                              model=dict(a.config["model"]), mix=mix, runs=runs, metrics=metrics, fps=fps)
+                              model=dict(a.config["model"]), mix=mix, runs=runs, metrics=metrics, fps=fps, gate=gate)
 
     def _train_job(self, a: Ablation, seed: int) -> Job:
         """A training job, marked cached when its step is done (a resumed cluster run does not queue it)."""
@@ -248,16 +264,34 @@ def _job_train(spec: RunSpec, ablation: str, seed: int) -> dict:
     return s.train(s.profile.ablation(ablation), seed)["summary"]
 
 
-def _job_evaluate(spec: RunSpec, ablation: str, seed: int, sources: list[dict]) -> list[Run]:
-    """Train (or reuse), refine every source, analyse: the runs of one (ablation, seed)."""
+def _job_evaluate(spec: RunSpec, ablation: str, seed: int, sources: list[dict], gated: bool = False) -> dict:
+    """Train (or reuse), refine every source, analyse: ``{"runs", "calibration", "evaluators"}`` of one (ablation,
+    seed). With ``gated`` (the default ablation) the refiner's gate is calibrated first and one pass per source
+    gives the ungated results (the runs) and the gated ones (each run's ``gate``); ``calibration`` is None
+    otherwise."""
     s = _steps(spec)
     trained = s.train(s.profile.ablation(ablation), seed)
-    runs = []
+    cal = s.calibrate(trained) if gated else None
+    runs, evaluators = [], set()
     for src in sources:
-        refined = s.refine(trained, src)
-        runs.append(run_of(ablation, seed, src["name"], trained, str(refined), s.analyse(src["results"], refined,
-                                                                                         ap_impact=False)))
-    return runs
+        if cal is not None and cal["state"] == "calibrated":
+            refined, gated_path = s.refine_gated(trained, cal, src)
+        else:
+            refined, gated_path = s.refine(trained, src), None
+        analysis = s.analyse(src["results"], refined, ap_impact=False)
+        run = run_of(ablation, seed, src["name"], trained, str(refined), analysis)
+        found = [analysis]
+        if gated_path is not None:
+            ga = s.analyse(src["results"], gated_path, ap_impact=False)
+            d, g = analysis["diagnosis"], ga["diagnosis"]
+            effect = s.gate_effect(src["results"], refined, gated_path,
+                                   ap={"input": d["ap"], "ungated": d["refined"]["ap"], "gated": g["refined"]["ap"]})
+            run.gate = gate_run_of(ga, effect, str(gated_path), cal["checkpoint"])
+            found.append(ga)
+        evaluators |= {e for a in found for e in (a["diagnosis"].get("evaluator"),
+                                                   a["diagnosis"]["refined"].get("evaluator")) if e}
+        runs.append(run)
+    return {"runs": runs, "calibration": cal, "evaluators": sorted(evaluators)}
 
 
 def _job_curve(spec: RunSpec, ablation: str, seed: int, sources: list[dict]) -> dict:
@@ -285,12 +319,15 @@ def _job_free_baseline(spec: RunSpec, source: dict, method: str) -> Run:
 
 
 def _job_baseline(spec: RunSpec, source: dict) -> dict:
-    d = _steps(spec).analyse(source["results"], None, ap_impact=True)
+    """A source's own analysis (with AP impact) and the data warnings of its results: ``{"baseline", "warnings"}``."""
+    s = _steps(spec)
+    d = s.analyse(source["results"], None, ap_impact=True)
     diag = d["diagnosis"]
-    return {"ap": diag["ap"], "counts": diag["counts"], "fractions": diag["fractions"], "ap_impact": diag["ap_impact"],
+    base = {"ap": diag["ap"], "counts": diag["counts"], "fractions": diag["fractions"], "ap_impact": diag["ap_impact"],
             "per_confidence": diag["per_confidence"], "per_group": diag["per_group"],
             "per_keypoint": diag["per_keypoint"], "occluded": d["occluded"], "untrained": diag.get("untrained"),
-            "taxonomy": diag.get("taxonomy"), "analysis": d["path"]}
+            "taxonomy": diag.get("taxonomy"), "evaluator": diag.get("evaluator"), "analysis": d["path"]}
+    return {"baseline": base, "warnings": s.data_checks(source["results"], source["name"])}
 
 
 # -- records -----------------------------------------------------------------------------------------------------
@@ -308,6 +345,36 @@ def run_of(ablation: str, seed: int, source: str, trained: dict, refined: str, a
         occluded=analysis["occluded"], train=trained["summary"], refined=refined, checkpoint=trained["checkpoint"],
         analysis=analysis["path"], untrained=bool(d.get("untrained") or d["refined"].get("untrained")),
         crops=analysis.get("crops") or [])
+
+
+def gate_run_of(analysis: dict, effect: dict, gated: str, checkpoint: str) -> GateRun:
+    """The gated reading of a run: AP and counts of the (input, gated) analysis, what the gate accepted and the
+    outcomes of :func:`posefix_bench.evaluation.gate_effect.gate_effect` (its record ``effect``)."""
+    d = analysis["diagnosis"]["refined"]
+    return GateRun(ap_after=d["ap"], counts_after=d["counts"], accepted_share=effect["accepted_share"],
+                   refinable=effect["refinable"], accepted=effect["accepted"], per_confidence=effect["per_confidence"],
+                   per_keypoint=effect["per_keypoint"], outcomes=effect["matched"], gated=gated,
+                   analysis=analysis["path"], effect=effect["path"], checkpoint=checkpoint)
+
+
+def gate_info(runs: list[Run], calibrations: dict[int, dict]) -> GateInfo:
+    """The default ablation's gate from each seed's calibration (:meth:`BenchSteps.calibrate`): calibrated when every
+    seed was (each seed's threshold, calibration data and summary); otherwise off with the first reason, and the
+    runs' gated readings of seeds that were calibrated are dropped (a gate on some seeds only is no seed stat)."""
+    off = [(seed, c) for seed, c in sorted(calibrations.items()) if c is None or c.get("state") != "calibrated"]
+    if off:
+        seed, c = off[0]
+        for r in runs:
+            r.gate = None
+        reason = (c or {}).get("reason") or "not calibrated"
+        return GateInfo(state="off", reason=reason if len(calibrations) == 1 else f"seed {seed}: {reason}")
+    per_seed = {}
+    for seed, c in sorted(calibrations.items()):
+        g = c["gate"]
+        per_seed[str(seed)] = {"checkpoint": c["checkpoint"], "threshold": g.get("threshold"), "data": g.get("data"),
+                               "inputs": g.get("inputs"), "method": g.get("method"),
+                               "summary": g.get("calibration_summary"), "seconds": c.get("seconds")}
+    return GateInfo(state="calibrated", calibrations=per_seed)
 
 
 def learning_curve(runs: list[Run], points: dict[int, dict]) -> list | None:

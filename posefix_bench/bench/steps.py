@@ -8,15 +8,17 @@ and returns a plain record of what it produced. Nothing here decides *which* ste
 Steps (PoseFix, Moon et al., CVPR 2019; Ronchi & Perona, ICCV 2017 for the diagnosis):
 
 - ``data``: the generated sandbox scenes, or a COCO-format root (coco-mini, COCO);
-- ``estimator``: a small mmpose estimator trained on the training split with mmpose's own training;
-- ``predict``: a source run on a split with ground-truth boxes (a results file);
-- ``profile``: an estimator's error profile measured on (part of) the *training* split, for ``measured:`` mixes,
-  so no validation statistics leak into training;
 - ``train``: a refiner training (resumable from its own checkpoints; torchrun where the profile asks for it);
 - ``refine``: a source's results refined by a trained refiner;
 - ``analyse``: one pass over (results, refined) (:func:`posefix_bench.evaluation.pair.analyse_pair`);
 - ``evaluate``: COCO AP alone (the points of a learning curve);
-- ``fps``: the refiner network's inference samples/s on this machine.
+- ``fps``: the refiner network's inference samples/s on this machine;
+- the source steps (estimators, predictions, error profiles, data checks, estimator speed):
+  :class:`~posefix_bench.bench.source_steps.SourceSteps`;
+- the refinement-gate steps (calibration, gated refinement, the gate's effect):
+  :class:`~posefix_bench.bench.gate_steps.GateSteps`.
+
+What each step's key covers besides its inputs is in :mod:`posefix_bench.bench.step_codes`.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from posefix_bench.bench.cache import StepCache, code_fingerprint, file_hash
+from posefix_bench.bench.gate_steps import GateSteps
 from posefix_bench.bench.profile import Ablation, Profile
+from posefix_bench.bench.source_steps import SourceSteps, subset_dataset
+from posefix_bench.bench.step_codes import ANALYSIS_VERSION, EVAL_CODE, FPS_CODE, REFINE_CODE, SMOKE, TRAIN_CODE
 from posefix_bench.errors import PosefixError
 from posefix_bench.hashing import canonical_hash
 from posefix_bench.progress import Progress, no_progress
@@ -36,24 +40,6 @@ from posefix_bench.structures.coco import CocoDataset, coco_split_paths, default
 from posefix_bench.structures.io import atomic_write_json, read_json
 
 __all__ = ["BenchData", "BenchSteps"]
-
-# the code each step runs: a change there invalidates that step's cache
-TRAIN_CODE = ("models", "registry", "engine/train.py", "engine/train_config.py", "engine/hooks.py", "engine/data.py",
-              "engine/distributed.py", "synthesis", "codecs", "structures")
-REFINE_CODE = ("models", "registry", "engine/refine.py", "codecs", "structures")
-SOURCE_CODE = ("sources", "registry", "synthesis", "codecs", "structures")
-EVAL_CODE = ("evaluation", "codecs", "structures")
-FPS_CODE = ("models", "registry", "engine/throughput.py", "engine/fps.py", "engine/precision.py", "codecs")
-ANALYSIS_VERSION = 2  # 2: the analysis also picks the crop panel's persons
-# ``--smoke``: every step of a profile at the smallest size that still runs its real code (issue 20): a few
-# validation images, two training iterations on 8 persons through torchrun's two CPU (gloo) processes, fp32
-# (no precision probe), batch-1 FPS
-SMOKE = {"val_images": 4, "max_samples": 8, "nproc_per_node": 2,
-         "train": {"max_iters": 2, "batch_size": 4, "checkpoint_interval": 1, "log_interval": 1, "num_workers": 0,
-                   "amp": "fp32", "threads": 1},
-         "refine": {"batch_size": 4, "precision": "fp32"},
-         "fps": {"batches": [1], "precisions": ["fp32"], "threads": 1}}
-
 
 @dataclass
 class BenchData:
@@ -69,14 +55,7 @@ class BenchData:
     occluded_ids: list = field(default_factory=list)  # annotation ids tagged lower-body occluded (sandbox only)
 
 
-def _rel(path: Path, base: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(base.resolve()))
-    except ValueError:
-        return str(path)
-
-
-class BenchSteps:
+class BenchSteps(SourceSteps, GateSteps):
     """The cached steps of one profile (see the module docstring)."""
 
     def __init__(self, profile: Profile, cache_root: str | Path, coco_root: str | Path | None = None,
@@ -141,146 +120,11 @@ class BenchSteps:
             keep = sorted({img for img, _ in val.persons()})[:SMOKE["val_images"]]
             folder = self.cache_root / "smoke" / fingerprint[:20]
             folder.mkdir(parents=True, exist_ok=True)
-            val = _subset(val, keep, folder / f"person_keypoints_{val_split}.json")
+            val = subset_dataset(val, keep, folder / f"person_keypoints_{val_split}.json")
             desc += f"; smoke run: the first {len(keep)} validation images with persons"
         self._data = BenchData(Path(root), train_split, val_split, fingerprint, kind, desc, val,
                                occluded_person_ids(val))
         return self._data
-
-    # -- sources -------------------------------------------------------------------------------------------------
-    def source_spec(self, name: str) -> dict:
-        for s in self.profile.sources:
-            if s["name"] == name:
-                return s
-        raise PosefixError(f"profile {self.profile.name}: no source named {name!r}")
-
-    def estimator(self, spec: dict) -> tuple[Path, dict]:
-        """Train (or reuse) a small mmpose estimator on the profile's training split with mmpose's own training.
-
-        A card with a ``ladder`` (iterations) is trained once with its weights saved at each of them: an
-        input-strength ladder of one family; the source's ``iteration`` picks its rung (default the last)."""
-        from posefix_bench.sources.mmpose_train import resolve_card, train_mmpose_estimator, train_mmpose_ladder
-
-        data = self.data()
-        card = resolve_card(spec["card"])
-        seed = int(spec.get("train_seed", 0))
-        overrides = dict(spec.get("overrides", {}))
-        ladder = [int(i) for i in card.ladder or ()]
-        if spec.get("iteration") is not None and int(spec["iteration"]) not in ladder:
-            raise PosefixError(f"profile {self.profile.name}: source {spec.get('name')!r}: iteration "
-                               f"{spec['iteration']} is not a rung of {card.name}'s ladder {tuple(ladder)}")
-        step = self.cache.step("estimator", {
-            "card": card.name, "card_file": file_hash(card.path), "data": data.fingerprint, "seed": seed,
-            "overrides": overrides, "code": self.code(("sources",)),
-        })
-        with step.lock():
-            if not step.done:
-                t0 = time.perf_counter()
-                kw = dict(overrides=overrides or None, train_split=data.train_split, seed=seed, progress=self.progress)
-                if ladder:
-                    saved = train_mmpose_ladder(card, data.root, step.path, iterations=ladder, **kw)
-                    log = read_json(step.path / "train_log.json", "estimator training log")
-                    rungs = {str(c["iteration"]): {"checkpoint": c["checkpoint"], "seconds": c["seconds"]}
-                             for c in log["checkpoints"]}
-                    ckpt = saved[max(saved)]
-                else:
-                    ckpt, rungs = train_mmpose_estimator(card, data.root, step.path, **kw), None
-                step.mark_done({"checkpoint": ckpt.name, "seconds": time.perf_counter() - t0, "card": card.name,
-                                "ladder": rungs})
-        summary = step.summary()
-        if summary.get("ladder"):
-            rung = summary["ladder"][str(int(spec.get("iteration") or max(ladder)))]
-            summary = dict(summary, checkpoint=rung["checkpoint"], seconds=rung["seconds"],
-                           iteration=int(spec.get("iteration") or max(ladder)))
-        return step.path / summary["checkpoint"], summary
-
-    def build_source(self, spec: dict):
-        """The source object a profile entry describes, plus metadata for the report."""
-        from posefix_bench.sources import get_source
-
-        kind = spec.get("type")
-        meta: dict[str, Any] = {"type": kind}
-        post = {}
-        if spec.get("method"):  # a free baseline: the source with mmpose's test-time post-processing
-            from posefix_bench.sources.post_processing import method_options
-
-            if kind not in ("mmpose", "mmpose-trained"):
-                raise PosefixError(f"profile {self.profile.name}: source {spec.get('name')!r}: a post-processing "
-                                   f"method needs an mmpose source, not {kind!r}")
-            post = method_options(spec["method"])
-            meta.update(method=spec["method"])
-        if kind == "synthetic":
-            mix, seed = spec.get("mix", "paper"), int(spec.get("seed", 0))
-            src = get_source("synthetic", mix=mix, seed=seed)
-            meta.update(mix=mix, seed=seed)
-        elif kind == "mmpose-trained":
-            ckpt, summary = self.estimator(spec)
-            src = get_source(summary["card"], checkpoint=str(ckpt), device=self.device, **post)
-            meta.update(card=summary["card"], train_seconds=summary.get("seconds"), iteration=summary.get("iteration"),
-                        trained_on=self.data().description, checkpoint=_rel(ckpt, self.cache_root))
-        elif kind == "mmpose":
-            opts = {k: v for k, v in spec.items() if k not in ("name", "type", "card", "method")}
-            src = get_source(spec["card"], device=self.device, **opts, **post)
-        elif kind in ("mediapipe", "results-file"):
-            src = get_source(kind, **{k: v for k, v in spec.items() if k not in ("name", "type")})
-        else:
-            raise PosefixError(f"profile {self.profile.name}: source {spec.get('name')!r} has unknown type {kind!r}")
-        info = src.info.to_record()
-        meta.update(info=info, trained=bool(info.get("trained", True)))
-        return src, meta
-
-    def predict(self, spec: dict, split: str = "val", limit: int | None = None) -> dict:
-        """Run a source on a split with ground-truth boxes (cached); a record with the results file."""
-        from posefix_bench.sources.boxes import gt_boxes
-        from posefix_bench.structures.results import save_results
-
-        data = self.data()
-        src, meta = self.build_source(spec)
-        split_name = data.val_split if split == "val" else data.train_split
-        step = self.cache.step("predict", {
-            "source": {k: v for k, v in spec.items() if k != "name"}, "meta": meta, "data": data.fingerprint,
-            "split": split_name, "limit": limit, "code": self.code(SOURCE_CODE)})
-        out = step.path / "results.json"
-        if limit:
-            gt_path = step.path / "gt_subset.json"
-        else:
-            gt_path = Path(data.val.path) if split == "val" else coco_split_paths(data.root, split_name)[0]
-        with step.lock():
-            if not step.done:
-                if split == "val":
-                    dataset = data.val
-                else:
-                    dataset = CocoDataset(coco_split_paths(data.root, split_name)[0])
-                    if limit:
-                        dataset = _subset(dataset, limit, gt_path)
-                t0 = time.perf_counter()
-                results = src.predict(dataset, gt_boxes(dataset), progress=self.progress)
-                seconds = time.perf_counter() - t0
-                save_results(out, results)
-                step.mark_done({"seconds": seconds, "poses": len(results), "images": len(dataset)})
-        summary = step.summary()
-        return {"name": spec["name"], "type": spec.get("type"), "meta": meta, "results": str(out),
-                "hash": file_hash(out), "predict_seconds": summary.get("seconds"), "poses": summary.get("poses"),
-                "images": summary.get("images"), "gt": str(gt_path)}
-
-    def error_profile(self, source_name: str) -> Path:
-        """Error profile of a source measured on (part of) the *training* split (``profile.json``); cached."""
-        from posefix_bench.evaluation.profile import measure_profile
-        from posefix_bench.structures.results import load_results
-
-        rec = self.predict(self.source_spec(source_name), split="train",
-                           limit=self.profile.raw.get("profile_train_images"))
-        step = self.cache.step("profile", {"results": rec["hash"], "code": self.code(EVAL_CODE)})
-        out = step.path / "profile.json"
-        with step.lock():
-            if not step.done:
-                gt = CocoDataset(rec["gt"])
-                prof = measure_profile(gt, load_results(rec["results"], gt),
-                                       meta={"source": source_name, "split": self.data().train_split,
-                                             "images": rec["images"], "poses": rec["poses"]})
-                prof.save(out)
-                step.mark_done({"source": source_name})
-        return out
 
     # -- refiners ------------------------------------------------------------------------------------------------
     def train_config(self, ablation: Ablation, seed: int) -> dict:
@@ -359,14 +203,12 @@ class BenchSteps:
                 step.mark_done(dict(summary, wall_seconds=time.perf_counter() - t0))
         kept = {int(c.stem.split("_")[1]): str(c) for c in (step.path / "checkpoints").glob("iter_*.pth")}
         return {"checkpoint": str(step.path / "final.pth"), "key": step.key, "summary": step.summary(),
-                "model": cfg["model"], "checkpoints": dict(sorted(kept.items()))}
+                "model": cfg["model"], "checkpoints": dict(sorted(kept.items())),
+                "holdout": cfg["data"].get("holdout") or 0, "data_root": cfg["data"]["root"],
+                "train_split": cfg["data"]["train_split"]}
 
-    def refine(self, trained: dict, source: dict, iteration: int | None = None) -> Path:
-        """A source's validation results refined by a trained refiner (the profile's ``refine`` settings); with
-        ``iteration``, by the training's checkpoint at that iteration (a point of its learning curve)."""
-        from posefix_bench.engine.refine import RefinePostProcessor
-        from posefix_bench.structures.results import load_results, save_results
-
+    def refine_options(self, trained: dict) -> dict:
+        """The profile's ``refine`` settings for a trained refiner, the precision resolved on this machine."""
         from posefix_bench.engine.precision import resolve_precision
 
         data = self.data()
@@ -374,6 +216,16 @@ class BenchSteps:
         model = dict(trained["model"], num_keypoints=data.val.schema.num_keypoints)
         opts["precision"] = resolve_precision(opts.get("precision", "auto"), self.device, "infer", model,
                                               batch=opts.get("batch_size", 32), cache_dir=self.precision_dir)["precision"]
+        return opts
+
+    def refine(self, trained: dict, source: dict, iteration: int | None = None) -> Path:
+        """A source's validation results refined by a trained refiner (the profile's ``refine`` settings, no gate);
+        with ``iteration``, by the training's checkpoint at that iteration (a point of its learning curve)."""
+        from posefix_bench.engine.refine import RefinePostProcessor
+        from posefix_bench.structures.results import load_results, save_results
+
+        data = self.data()
+        opts = self.refine_options(trained)
         payload = {"train": trained["key"], "results": source["hash"], "options": opts, "code": self.code(REFINE_CODE)}
         checkpoint = trained["checkpoint"]
         if iteration is not None:
@@ -384,7 +236,7 @@ class BenchSteps:
         with step.lock():
             if not step.done:
                 t0 = time.perf_counter()
-                post = RefinePostProcessor(checkpoint, device=self.device, **opts)
+                post = RefinePostProcessor(checkpoint, device=self.device, gate=False, **opts)
                 refined = post.refine(data.val, load_results(source["results"], data.val))
                 save_results(out, refined)
                 step.mark_done({"seconds": time.perf_counter() - t0, "poses": len(refined)})
@@ -428,31 +280,6 @@ class BenchSteps:
         return read_json(out, "metrics")
 
     # -- speed ---------------------------------------------------------------------------------------------------
-    def post_fps(self, spec: dict, methods: list[str]) -> dict:
-        """Samples/s of an mmpose source plain and with each post-processing method, on the same validation persons
-        (:func:`posefix_bench.sources.post_processing.post_processing_throughput`; measured once, cached)."""
-        from posefix_bench.sources.post_processing import post_processing_throughput
-
-        data = self.data()
-        if spec.get("type") == "mmpose-trained":
-            ckpt, summary = self.estimator(spec)
-            card, checkpoint, untrained = summary["card"], str(ckpt), False
-        else:
-            card, checkpoint, untrained = spec["card"], spec.get("checkpoint"), bool(spec.get("untrained", False))
-        opts = {"persons": 64, "rounds": 3, **self.profile.raw.get("free_baselines", {}).get("timing", {}),
-                **({"persons": 8, "rounds": 1} if self.smoke else {})}
-        step = self.cache.step("post-fps", {"card": card, "checkpoint": file_hash(checkpoint) if checkpoint else None,
-                                            "methods": list(methods), "options": opts, "data": data.fingerprint,
-                                            "untrained": untrained, "device": self.device,
-                                            "machine": platform.node(), "code": self.code(SOURCE_CODE)})
-        out = step.path / "throughput.json"
-        with step.lock():
-            if not step.done:
-                atomic_write_json(out, post_processing_throughput(card, checkpoint, data.val, methods=methods,
-                                                                  device=self.device, untrained=untrained, **opts))
-                step.mark_done({})
-        return read_json(out, "post-processing throughput")
-
     def fps(self, model_cfg: dict, num_keypoints: int) -> dict:
         """Refiner inference samples/s on this machine (measured once per network, cached)."""
         from posefix_bench.engine.fps import refiner_fps
@@ -500,13 +327,3 @@ def _train_torchrun(cfg: dict, work_dir: Path, resume: bool, nproc: int) -> dict
     summary = json.loads((work_dir / "train_summary.json").read_text())  # rank 0's train() record
     return dict(summary, launcher="torchrun")
 
-
-def _subset(dataset: CocoDataset, limit: int | list, path: Path) -> CocoDataset:
-    """The first ``limit`` images (or the images of a list of ids) of a dataset as its own annotation file (for
-    profiling on part of a split, and the smoke run's validation images)."""
-    ids = set(limit) if isinstance(limit, list) else set(dataset.image_ids[:limit])
-    d = dataset.coco.dataset
-    sub = {**d, "images": [i for i in d["images"] if i["id"] in ids],
-           "annotations": [a for a in d["annotations"] if a["image_id"] in ids]}
-    atomic_write_json(path, sub, indent=None)
-    return CocoDataset(path, image_dir=dataset.image_dir)

@@ -2,7 +2,8 @@
 
 Writes ``<out>/<profile>/bench.json`` (the typed record: every number), ``<out>/<profile>/index.md`` (all ablations
 side by side) and ``<out>/<profile>/<ablation>/report.md`` with ``metrics.json`` and PNG plots, and leaves the
-profile's default trained refiner at ``work_dirs/<profile>/default.pth``. Steps are cached by content hash under
+profile's default trained refiner at ``work_dirs/<profile>/default.pth`` (seed 0, with its calibrated refinement gate
+where the bench calibrated one: ``posefix-bench refine`` applies it by default). Steps are cached by content hash under
 the cache folder, so a second run with nothing changed only rewrites the reports, and a killed run resumes.
 ``--smoke`` runs every step of a profile at the smallest size (e.g. the coco profile on coco-mini, before anyone
 queues it on a cluster); ``--executor slurm`` submits the steps as Slurm jobs (``--dry-run``: write the scripts).
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {script}")
         print(stop)
         return 0
+    _checks.print_warnings("bench", record.data_warnings)
     out_dir = out_root / (record.profile + ("-smoke" if args.smoke else ""))
     atomic_write_json(out_dir / "bench.json", record.to_dict())
     if record.data.kind == "sandbox":  # what the generated data looks like, for the index and the README
@@ -95,11 +97,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _leave_default(record, path: Path) -> Path:
-    """The profile's default refiner (first seed) where users look for it (mmpose's ``work_dirs/`` habit)."""
+    """The profile's default refiner (first seed) where users look for it (mmpose's ``work_dirs/`` habit): its
+    calibrated checkpoint (with the gate) where the bench calibrated one, else the trained one."""
     import shutil
 
     from posefix_bench.structures.io import atomic_write_with
 
     a = record.ablation(record.default_ablation)
     source = Path(a.run(a.seeds[0], record.source_names[0]).checkpoint)
+    if a.gate is not None and a.gate.state == "calibrated":
+        source = Path(a.gate.calibrations[str(a.seeds[0])]["checkpoint"])
     return atomic_write_with(path, lambda tmp: shutil.copyfile(source, tmp))

@@ -14,16 +14,16 @@ keypoint:
 
 Counts use the keypoints whose detection matched the same ground-truth person in all three results (as the
 diagnosis's transitions do). The accepted share (accepted / refinable keypoints: predicted input keypoints of
-refined poses) is reported over *all* records, overall and per input-confidence bin, without ground truth: a gate
-that keeps nearly every input keypoint shows it here, whatever the AP says. COCO AP of the three results closes
-the record.
+refined poses) is reported over *all* records, overall, per input-confidence bin and per joint, without ground truth:
+a gate that keeps nearly every input keypoint shows it here, whatever the AP says. COCO AP of the three results closes
+the record (or the AP a caller already measured, e.g. in the bench's analyses, is passed in and kept).
 
 Shape legend: N result records, K keypoints, M matched keypoints.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -88,6 +88,7 @@ def gate_effect(
     absent_policy: str = DEFAULT_ABSENT_POLICY,
     conf_bins: Sequence[float] = DEFAULT_CONF_BINS,
     oks_thr: float = MATCH_OKS,
+    ap: Mapping | None = None,
 ) -> dict:
     """The record of what the gate did (module docstring).
 
@@ -96,10 +97,13 @@ def gate_effect(
         inputs, ungated, gated: validated results, one-to-one and in the same order.
         accept: (N, K) bool; default: read from the gated records' ``refine_accepted``.
         absent_policy, conf_bins, oks_thr: as :func:`posefix_bench.evaluation.diagnosis.diagnose`.
+        ap: ``{"input", "ungated", "gated"}`` COCO metrics of the three results when already measured (with the
+            same ground truth and absent policy); default: evaluated here.
 
     Returns:
         ``{"format", "classes", "conf_bin_labels", "accepted_share", "refinable", "accepted",
-        "per_confidence": {bin: {"refinable", "accepted", "accepted_share"}}, "matched": {outcome counts, all
+        "per_confidence": {bin: {"refinable", "accepted", "accepted_share"}}, "per_keypoint": {joint: the same},
+        "matched": {outcome counts, all
         classes}, "per_class": {class: outcome counts}, "excluded_detections", "ap": {"input", "ungated", "gated"
         (metrics)}, "delta": {"ungated", "gated"} (AP), "gain_kept" (gated / ungated AP change where the ungated
         one is positive, else None)}``.
@@ -124,6 +128,11 @@ def gate_effect(
         per_conf[label] = {"refinable": int(sel.sum()), "accepted": int((accept & sel).sum()),
                            "accepted_share": _share(int((accept & sel).sum()), int(sel.sum()))}
 
+    per_joint = {}
+    for j, name in enumerate(gt.schema.keypoints):
+        n_j, a_j = int(refinable[:, j].sum()), int(accept[:, j].sum())
+        per_joint[name] = {"refinable": n_j, "accepted": a_j, "accepted_share": _share(a_j, n_j)}
+
     rec = {
         "format": GATE_EFFECT_FORMAT,
         "classes": list(CLASSES),
@@ -133,10 +142,17 @@ def gate_effect(
         "accepted": n_acc,
         "accepted_share": _share(n_acc, n_ref),
         "per_confidence": per_conf,
+        "per_keypoint": per_joint,
     }
     rec.update(_matched_counts(gt, inputs, ungated, gated, accept, absent_policy, oks_thr))
-    ap = {name: evaluate(gt, recs, absent_policy)["metrics"]
-          for name, recs in (("input", inputs), ("ungated", ungated), ("gated", gated))}
+    if ap is None:
+        ap = {name: evaluate(gt, recs, absent_policy)["metrics"]
+              for name, recs in (("input", inputs), ("ungated", ungated), ("gated", gated))}
+    else:
+        missing = [n for n in ("input", "ungated", "gated") if not isinstance(ap.get(n), Mapping)]
+        if missing:
+            raise PosefixError(f"gate effect: the given AP lacks the metrics of {', '.join(missing)}")
+        ap = {n: dict(ap[n]) for n in ("input", "ungated", "gated")}
     rec["ap"] = ap
     delta = {}
     for name in ("ungated", "gated"):

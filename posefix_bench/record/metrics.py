@@ -5,6 +5,10 @@ metric, class counts, and the Ronchi & Perona fixed/broken transitions (:func:`p
 transitions`) overall, per confidence bin and per body-part group, and the lower-body-occluded subset; each
 quantity that varies with the seed is a seed stat (:func:`~posefix_bench.record.stats.seed_stat`). Plus the
 training times and the refiner's FPS record.
+
+The default ablation's record also holds a ``gate`` section (:func:`gate_metrics`): per source the AP delta of the
+ungated and of the gated reading of the same refinement pass, the accepted share and the share of the gain the
+gate kept; every other number of every ablation is ungated.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from posefix_bench.codecs.taxonomy import ERROR_TYPES
 from posefix_bench.evaluation.coco_eval import METRIC_KEYS
 from posefix_bench.record.stats import seed_stat
 
-__all__ = ["METRICS_FORMAT", "FIXABLE", "ap_value", "best_fps", "ablation_metrics", "baseline_metrics",
-           "overall_delta", "mean_over_sources"]
+__all__ = ["METRICS_FORMAT", "FIXABLE", "ap_value", "best_fps", "ablation_metrics", "baseline_metrics", "gate_metrics",
+           "overall_delta", "mean_over_sources", "gain_kept"]
 
 METRICS_FORMAT = "posefix-bench/bench-metrics/v1"
 FIXABLE = ERROR_TYPES[1:]  # the error types a refiner can fix (absent keypoints stay absent)
@@ -108,13 +112,67 @@ def best_fps(fps: Mapping | None) -> dict | None:
     return max(rows, key=lambda r: r["samples_per_s"]) if rows else None
 
 
+def gain_kept(ungated: Mapping | None, gated: Mapping | None) -> float | None:
+    """The share of the ungated AP gain the gate kept: gated / ungated seed-mean delta, None unless the ungated mean
+    is a gain (positive)."""
+    if ungated is None or gated is None or ungated["mean"] is None or gated["mean"] is None:
+        return None
+    return float(gated["mean"] / ungated["mean"]) if ungated["mean"] > 0 else None
+
+
+def _share_stats(runs: Mapping[int, object], key: str) -> dict:
+    """{bin or joint: seed stat of its accepted share} of the runs' gated readings."""
+    first = getattr(runs[min(runs)].gate, key)
+    return {b: seed_stat({s: getattr(r.gate, key)[b]["accepted_share"] for s, r in runs.items()}) for b in first}
+
+
+def _gate_source(runs: Mapping[int, object]) -> dict:
+    """One source's gate metrics over the seeds ({seed: Run with its gated reading})."""
+    first = runs[min(runs)]
+    before = ap_value(first.ap_before)
+    ungated = seed_stat({s: _delta(ap_value(r.ap_before), ap_value(r.ap_after)) for s, r in runs.items()})
+    gated = seed_stat({s: _delta(ap_value(r.ap_before), ap_value(r.gate.ap_after)) for s, r in runs.items()})
+    return {
+        "ap_before": before,
+        "ap_after_ungated": seed_stat({s: ap_value(r.ap_after) for s, r in runs.items()}),
+        "ap_after_gated": seed_stat({s: ap_value(r.gate.ap_after) for s, r in runs.items()}),
+        "delta_ungated": ungated,
+        "delta_gated": gated,
+        "gain_kept": gain_kept(ungated, gated),
+        "accepted_share": seed_stat({s: r.gate.accepted_share for s, r in runs.items()}),
+        "per_confidence": _share_stats(runs, "per_confidence"),
+        "per_keypoint": _share_stats(runs, "per_keypoint"),
+        "outcomes": {k: seed_stat({s: r.gate.outcomes.get(k) for s, r in runs.items()})
+                     for k in first.gate.outcomes if k != "accepted_share"},
+    }
+
+
+def gate_metrics(gate, runs: Sequence, sources: Sequence[str]) -> dict:
+    """The default ablation's ``gate`` section: its state (``calibrated`` / ``off`` and why), each seed's
+    calibration, and per source (calibrated only) the ungated and gated AP delta, the accepted share (overall, per
+    input-confidence bin, per joint), the share of the gain kept and the fix / break outcomes, as seed stats.
+    ``gate`` is the ablation's :class:`~posefix_bench.record.schema.GateInfo`, ``runs`` its runs."""
+    out = {"state": gate.state, "reason": gate.reason, "calibrations": dict(gate.calibrations), "sources": {},
+           "note": ("gated and ungated are two readings of one refinement pass of this ablation; the other "
+                    "ablations are ungated, and every other number of this record is the ungated reading")}
+    if gate.state != "calibrated":
+        return out
+    by_source: dict[str, dict[int, object]] = {}
+    for r in runs:
+        by_source.setdefault(r.source, {})[int(r.seed)] = r
+    out["sources"] = {n: _gate_source(by_source[n]) for n in sources}
+    return out
+
+
 def ablation_metrics(*, profile: str, name: str, config: str, seeds: Sequence[int], tags: Sequence[str],
                      default: bool, factors: Mapping, model: Mapping, mix: str, runs: Sequence, sources: Sequence[str],
-                     fps: Mapping | None, learning_curve: list | None = None) -> dict:
+                     fps: Mapping | None, learning_curve: list | None = None, gate=None) -> dict:
     """The per-ablation record (``metrics.json``): factors, training, per source the AP before/after and delta,
     fixed/broken per error type, confidence bins, body-part groups and occluded subset, each as seed stats, and
     the FPS record. ``runs`` are the ablation's :class:`~posefix_bench.record.schema.Run` records;
-    ``learning_curve`` ([{iterations, ap: {source: AP}, per_seed}], the runner's) is kept as it is."""
+    ``learning_curve`` ([{iterations, ap: {source: AP}, per_seed}], the runner's) is kept as it is; ``gate`` (the
+    default ablation's :class:`~posefix_bench.record.schema.GateInfo`) adds the ``gate`` section
+    (:func:`gate_metrics`; None for the ungated ablations)."""
     by_source: dict[str, dict[int, object]] = {}
     for r in runs:
         by_source.setdefault(r.source, {})[int(r.seed)] = r
@@ -136,6 +194,7 @@ def ablation_metrics(*, profile: str, name: str, config: str, seeds: Sequence[in
         "fps": fps,
         "fps_best": best_fps(fps),
         "learning_curve": learning_curve,
+        "gate": None if gate is None else gate_metrics(gate, runs, sources),
     }
 
 

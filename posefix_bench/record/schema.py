@@ -11,6 +11,10 @@ repository (:func:`shown_path`), so a committed report holds no absolute path.
 Nested numbers keep the JSON form of the layers that computed them: AP metrics (``evaluation.coco_eval``), class
 counts and fixed/broken transitions (``evaluation.diagnosis``), seed stats (:mod:`~posefix_bench.record.stats`) and
 the per-ablation metrics (:mod:`~posefix_bench.record.metrics`).
+
+The refinement gate (issue 17) is part of the default ablation only: its :attr:`AblationResult.gate` says whether
+it was calibrated (per seed) or is off (and why), and each of its runs carries the gated reading of the same
+refinement pass (:class:`GateRun`); every other field of a run, of every ablation, is the ungated refinement.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from typing import Any, Mapping
 
 from posefix_bench.errors import PosefixError
 
-__all__ = ["BENCH_FORMAT", "DataInfo", "MixInfo", "SourceRun", "Run", "AblationResult", "FreeBaseline", "BenchRecord",
-           "shown_path"]
+__all__ = ["BENCH_FORMAT", "GATE_STATES", "DataInfo", "MixInfo", "SourceRun", "GateRun", "Run", "GateInfo",
+           "AblationResult", "FreeBaseline", "BenchRecord", "shown_path"]
 
-BENCH_FORMAT = "posefix-bench/bench/v3"
+BENCH_FORMAT = "posefix-bench/bench/v3"  # v3: the default ablation's gate, evaluator and data warnings
+GATE_STATES = ("calibrated", "off")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -123,6 +128,25 @@ class SourceRun:
 
 
 @dataclass
+class GateRun:
+    """The gated reading of one (seed, source) refinement of the default ablation (the run's own fields are the
+    ungated reading of the same pass): AP and counts of the gated results and what the gate accepted."""
+
+    ap_after: dict  # COCO metrics of the gated results (evaluation.coco_eval)
+    counts_after: dict  # class counts of the gated results
+    accepted_share: float | None  # accepted / refinable keypoints (None: nothing refinable)
+    refinable: int
+    accepted: int
+    per_confidence: dict  # input-confidence bin -> {"refinable", "accepted", "accepted_share"}
+    per_keypoint: dict  # joint -> {"refinable", "accepted", "accepted_share"}
+    outcomes: dict  # matched keypoints: fixes kept / lost, breaks prevented / let through (evaluation.gate_effect)
+    gated: str  # gated results file
+    analysis: str  # the (input, gated) analysis file
+    effect: str  # the gate-effect record file
+    checkpoint: str  # the calibrated checkpoint
+
+
+@dataclass
 class Run:
     """One (ablation, seed, source): AP and diagnosis of the input and of its refinement."""
 
@@ -152,6 +176,17 @@ class Run:
     analysis: str  # the pair's analysis file (diagnosis of input and refined)
     untrained: bool
     crops: list = field(default_factory=list)  # persons picked for the crop panel (evaluation.pair.select_crops)
+    gate: GateRun | None = None  # the default ablation with a calibrated gate: the gated reading of this run
+
+
+@dataclass
+class GateInfo:
+    """The default ablation's refinement gate: ``calibrated`` (each seed's calibration summary, its runs carry the
+    gated reading) or ``off`` (``reason``: nothing to calibrate on, or calibration failed; its runs are ungated)."""
+
+    state: str  # calibrated | off
+    reason: str | None = None
+    calibrations: dict = field(default_factory=dict)  # str(seed) -> {"checkpoint", "threshold", "data", "summary"}
 
 
 @dataclass
@@ -168,6 +203,7 @@ class AblationResult:
     runs: list  # [Run]
     metrics: dict  # record.metrics.ablation_metrics
     fps: dict | None = None
+    gate: GateInfo | None = None  # the default ablation only (the others are ungated)
 
     def run(self, seed: int, source: str) -> Run:
         for r in self.runs:
@@ -210,6 +246,8 @@ class BenchRecord:
     environment: dict
     timings: dict
     cache_root: str
+    evaluator: str  # the COCO evaluation backend(s) that computed the AP: pycocotools and/or hotcoco
+    data_warnings: list  # one line per data warning of the ground truth and of each source's results
     comparisons: list = field(default_factory=list)
     default_ablation: str | None = None
     baselines: list = field(default_factory=list)  # [FreeBaseline]
@@ -237,9 +275,14 @@ class BenchRecord:
         if rec["format"] != BENCH_FORMAT:
             raise PosefixError(f"{where}: format {rec['format']!r}, expected {BENCH_FORMAT!r}")
 
+        def run(r):
+            return _build(Run, r, f"{where}: run",
+                          gate=lambda g: None if g is None else _build(GateRun, g, f"{where}: run gate"))
+
         def ablation(a):
             return _build(AblationResult, a, f"{where}: ablation", mix=lambda m: _build(MixInfo, m, f"{where}: mix"),
-                          runs=lambda rs: [_build(Run, r, f"{where}: run") for r in rs])
+                          runs=lambda rs: [run(r) for r in rs],
+                          gate=lambda g: None if g is None else _build(GateInfo, g, f"{where}: gate"))
 
         def baseline(b):
             return _build(FreeBaseline, b, f"{where}: free baseline", run=lambda r: _build(Run, r, f"{where}: run"))
@@ -265,6 +308,34 @@ class BenchRecord:
                 for name in self.source_names:
                     if (seed, name) not in have:
                         raise PosefixError(f"{where}: ablation {a.name} has no run for seed {seed} on source {name}")
+            self._check_gate(a, where)
         for b in self.baselines:
             if b.source not in self.source_names:
                 raise PosefixError(f"{where}: free baseline {b.name} is of an unknown source {b.source!r}")
+        if not isinstance(self.data_warnings, list) or not all(isinstance(w, str) for w in self.data_warnings):
+            raise PosefixError(f"{where}: data_warnings must be a list of strings")
+
+    def _check_gate(self, a: "AblationResult", where: str) -> None:
+        """Only the default ablation has a gate; a calibrated one has a calibration per seed and a gated reading
+        of every run; an ablation without a calibrated gate has no gated reading."""
+        gated = [r for r in a.runs if r.gate is not None]
+        if a.gate is None or a.gate.state != "calibrated":
+            if gated:
+                raise PosefixError(f"{where}: ablation {a.name} has gated runs but no calibrated gate")
+            if a.gate is None:
+                return
+        if a.name != self.default_ablation:
+            raise PosefixError(f"{where}: ablation {a.name} has a gate, but only the default ablation "
+                               f"({self.default_ablation}) is gated")
+        if a.gate.state not in GATE_STATES:
+            raise PosefixError(f"{where}: ablation {a.name}: gate state {a.gate.state!r} (known: "
+                               f"{', '.join(GATE_STATES)})")
+        if a.gate.state == "off":
+            return
+        missing = [s for s in a.seeds if str(s) not in a.gate.calibrations]
+        if missing:
+            raise PosefixError(f"{where}: ablation {a.name}: no gate calibration for seed {missing[0]}")
+        if len(gated) != len(a.runs):
+            r = next(r for r in a.runs if r.gate is None)
+            raise PosefixError(f"{where}: ablation {a.name}: calibrated gate, but the run of seed {r.seed} on "
+                               f"{r.source} has no gated reading")

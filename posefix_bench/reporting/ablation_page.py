@@ -17,7 +17,7 @@ from posefix_bench.record.schema import shown_path
 from posefix_bench.record.stats import compare, judge
 from posefix_bench.reporting.bench_plots import CROP_COLOR_NAMES
 from posefix_bench.reporting.context import ReportContext
-from posefix_bench.reporting.index_page import profile_text, setup_lines
+from posefix_bench.reporting.index_page import gate_lines, profile_text, setup_lines
 from posefix_bench.reporting.tables import markdown_table
 from posefix_bench.reporting.verdicts import count, f3, fmt_stat, num, pct, verdict_sentence
 
@@ -239,8 +239,12 @@ def ablation_markdown(ctx: ReportContext, name: str) -> str:
             f"[Back to the {ctx.record.profile} index](../index.md). Config `{s['config']}`; factors: {factors}; "
             f"seeds {', '.join(map(str, s['seeds']))}; tags {', '.join(s['tags']) or '-'}"
             + ("; **the profile's default**." if s["default"] else ".")]
-    parts = [head, [_verdict(ctx, s)], [_setup(ctx, s)], [_ap(ctx, s)], [_error_types(ctx, s)],
-             [_occluded(ctx, s)], [_confidence(ctx, s)], [_plots(ctx, s)], [_crops(ctx, s)]]
+    gate = gate_lines(ctx) if s["default"] else []
+    if not gate and ctx.default is not None and ctx.summary(ctx.default).get("gate"):
+        head[-1] += " Its refinement is ungated (only the profile's default refiner is gated)."
+    parts = [head, [_verdict(ctx, s)], [_setup(ctx, s)], [_ap(ctx, s)]]
+    parts += [["## Refinement gate", ""] + gate] if gate else []
+    parts += [[_error_types(ctx, s)], [_occluded(ctx, s)], [_confidence(ctx, s)], [_plots(ctx, s)], [_crops(ctx, s)]]
     if ctx.ablation(name).mix.measured:
         parts.append(["## Measured error profile", "", profile_text(ctx, name), "",
                       "![measured error profile](profile.png)"])

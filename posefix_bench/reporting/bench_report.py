@@ -7,7 +7,8 @@ Layout written by :func:`write_reports`::
     <out>/*.png                        index plots (AP delta per source, fixed/broken per error type, speed vs gain,
                                        measured error profiles)
     <out>/<ablation>/report.md         one ablation (:mod:`~posefix_bench.reporting.ablation_page`)
-    <out>/<ablation>/metrics.json      its numbers (:mod:`posefix_bench.record.metrics`) with the verdict per source
+    <out>/<ablation>/metrics.json      its numbers (:mod:`posefix_bench.record.metrics`) with the verdict per source,
+                                       the evaluator, the data warnings and, for the default, ``factors.gate``
     <out>/<ablation>/*.png             its plots
     <out>/<source>+<method>/metrics.json  a free baseline (mmpose flip test / DARK) judged as a refinement is
 
@@ -41,10 +42,15 @@ PLOTS_VERSION = 2
 
 
 def metrics_record(ctx: ReportContext, a: AblationResult) -> dict:
-    """What ``metrics.json`` holds: the ablation's metrics, the verdict per source and the resolutions."""
+    """What ``metrics.json`` holds: the ablation's metrics, the verdict per source, the resolutions, the evaluation
+    backend and the data warnings of the run; the default ablation's ``factors`` also say whether its gate
+    (``gate`` section) is ``calibrated`` or ``off`` (the per-source numbers stay the ungated reading)."""
     s = a.metrics
     verdicts = {src: judge(s["sources"][src]["delta"], ctx.resolution) for src in ctx.sources}
-    return dict(s, verdict=verdicts, resolution=ctx.resolution, occluded_resolution=ctx.occluded_resolution)
+    factors = dict(s["factors"], gate=a.gate.state) if a.gate is not None else s["factors"]
+    return dict(s, factors=factors, verdict=verdicts, resolution=ctx.resolution,
+                occluded_resolution=ctx.occluded_resolution, evaluator=ctx.record.evaluator,
+                data_warnings=list(ctx.record.data_warnings))
 
 
 def _current_plots(out: Path, key: str) -> list[str] | None:
@@ -131,6 +137,7 @@ def write_reports(record: BenchRecord, out_dir: str | os.PathLike, date: str | N
     for b in record.baselines:  # written like an ablation's: <out>/<source>+<method>/metrics.json
         delta = b.metrics["sources"][b.source]["delta"]
         atomic_write_json(out / b.name / "metrics.json",
-                          dict(b.metrics, verdict={b.source: judge(delta, ctx.resolution)}, resolution=ctx.resolution))
+                          dict(b.metrics, verdict={b.source: judge(delta, ctx.resolution)}, resolution=ctx.resolution,
+                               evaluator=record.evaluator, data_warnings=list(record.data_warnings)))
     _write_index_plots(ctx, out)
     return atomic_write_text(out / "index.md", index)

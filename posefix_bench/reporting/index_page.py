@@ -1,10 +1,10 @@
 """The bench index (``index.md``): every ablation side by side, the comparisons in words, sources, speed.
 
-Sections: setup (data, device, versions, time), caveats, how to read, headline (the default refiner per source),
-default choice, all ablations, sources (baseline AP, error shares, AP impact; Ronchi & Perona, ICCV 2017, Sec. 4.1),
-gain vs input strength and the free baselines (:mod:`~posefix_bench.reporting.inputs_section`),
-one section per comparison of the profile (ranking sentences, head-component effects, lower-body subset), measured
-error profile vs paper mix, speed. Judging sentences come from :mod:`posefix_bench.reporting.verdicts`.
+Sections: setup (data, device, versions, evaluator, time, data checks), caveats, how to read, headline (the default
+refiner per source), the refinement gate (the default refiner gated beside ungated), default choice, all ablations,
+sources (baseline AP, error shares, AP impact; Ronchi & Perona, ICCV 2017, Sec. 4.1), gain vs input strength and
+the free baselines (:mod:`~posefix_bench.reporting.inputs_section`), one section per comparison of the profile
+(ranking sentences, head-component effects, lower-body subset), measured error profile vs paper mix, speed. Judging sentences come from :mod:`posefix_bench.reporting.verdicts`.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ import numpy as np
 from posefix_bench.codecs.taxonomy import ERROR_TYPES
 from posefix_bench.record.metrics import FIXABLE, ap_value, mean_over_sources, overall_delta
 from posefix_bench.record.schema import BENCH_FORMAT, shown_path
-from posefix_bench.record.stats import NOISE_PERSONS
+from posefix_bench.record.stats import NOISE_PERSONS, judge
 from posefix_bench.reporting.context import SMALL_DATA_PERSONS, ReportContext, label, source_label
 from posefix_bench.reporting.inputs_section import free_baselines_section, input_strength_section
 from posefix_bench.reporting.tables import markdown_table
 from posefix_bench.reporting.verdicts import (
-    component_sentences, curve_means, default_sentences, deficit_sentence, f3, fmt_stat, num, pct, ranking_sentences,
-    relation_sentence, verdict_sentence,
+    component_sentences, curve_means, default_sentences, deficit_sentence, f3, fmt_stat, gate_sentences, num, pct,
+    ranking_sentences, relation_sentence, verdict_sentence,
 )
 
-__all__ = ["HOW_TO_READ", "index_markdown", "setup_lines", "link", "profile_text"]
+__all__ = ["HOW_TO_READ", "index_markdown", "setup_lines", "gate_table", "gate_lines", "link", "profile_text"]
 
 HOW_TO_READ = (
     "**AP** is COCO keypoint AP (0..1) of the input poses (\"before\") and of the same poses after refinement "
@@ -67,9 +67,10 @@ def setup_lines(ctx: ReportContext) -> list[str]:
         f"{env.get('threads_per_job', '-')} torch thread(s) each; 1-minute load average at the start "
         f"{env.get('load_average_1min', '-')}.",
         f"- **Versions**: {versions}.",
+        f"- **Evaluator**: COCO keypoint AP computed by {rec.evaluator}.",
         f"- **Time**: total {t.get('total', 0):.0f} s ({stages}). Cached steps cost nothing in a rerun; training "
         "times below are those of the run that trained each refiner.",
-    ]
+    ] + ([f"- **Data checks**: {'; '.join(rec.data_warnings)}."] if rec.data_warnings else [])
 
 
 def _caveats(ctx: ReportContext) -> list[str]:
@@ -113,6 +114,56 @@ def _headline(ctx: ReportContext) -> str:
         lines.append(f"- {verdict} It fixed {fixed or 'no'} keypoints and broke "
                      f"{fmt_stat(rec['broken']['rate'], as_pct=True)} of the good ones.")
     return "\n".join(lines)
+
+
+def gate_table(gate: Mapping, sources, resolution: float) -> str:
+    """The default refiner per source, the two readings of one refinement pass side by side: AP before, AP delta
+    ungated and gated, the share of the gain kept (where the ungated change is a gain) and the share of refinable
+    keypoints the gate accepted."""
+    rows = []
+    for name in sources:
+        g = gate["sources"][name]
+        kept = pct(g["gain_kept"]) if judge(g["delta_ungated"], resolution) == "gain" else "-"
+        rows.append([name, f3(g["ap_before"]), fmt_stat(g["delta_ungated"], signed=True),
+                     fmt_stat(g["delta_gated"], signed=True), kept, fmt_stat(g["accepted_share"], as_pct=True)])
+    return markdown_table(["source", "AP before", "delta AP ungated", "delta AP gated", "gain kept",
+                           "accepted keypoints"], rows)
+
+
+def _threshold(t) -> str:
+    return "-" if t is None else (f"{t:.2f}" if t <= 1 else "above 1 (accepts nothing)")
+
+
+def gate_lines(ctx: ReportContext) -> list[str]:
+    """The default refiner gated beside ungated (issue 17): how the gate was calibrated, :func:`gate_table` and the
+    sentences of :func:`~posefix_bench.reporting.verdicts.gate_sentences`; empty without a gate record."""
+    if ctx.default is None or not ctx.summary(ctx.default).get("gate"):
+        return []
+    s = ctx.summary(ctx.default)
+    gate = s["gate"]
+    if gate["state"] != "calibrated":
+        return [f"The gate of the default refiner {link(s)} is off: {gate['reason']}. Its refinement is ungated, as "
+                "every other ablation's."]
+    cals = gate["calibrations"]
+    data = next(iter(cals.values())).get("data") or {}
+    root = ctx.record.data.root
+    where = str(data.get("selection", "held-out training images")).replace(root, shown_path(root,
+                                                                                             ctx.record.cache_root))
+    thresholds = ", ".join(f"seed {seed}: {_threshold(c.get('threshold'))}" for seed, c in cals.items())
+    lines = [f"The default refiner {link(s)} with its per-keypoint gate, calibrated after training on {where} "
+             f"({data.get('persons', '?')} persons; never the validation split); gate threshold {thresholds}. One "
+             "refinement pass gives both readings: ungated (every refinable keypoint refined) and gated (a refined "
+             "keypoint replaces the input one only where the gate accepts it). Only the default refiner is gated: "
+             "every other ablation, and every other number of these reports, is ungated.", "",
+             gate_table(gate, ctx.sources, ctx.resolution), ""]
+    rows = [(n, gate["sources"][n]["delta_ungated"], gate["sources"][n]["delta_gated"],
+             gate["sources"][n]["accepted_share"]) for n in ctx.sources]
+    return lines + [f"- {t}" for t in gate_sentences(rows, ctx.resolution)]
+
+
+def _gate_section(ctx: ReportContext) -> str:
+    lines = gate_lines(ctx)
+    return "\n".join(["## Refinement gate", ""] + lines) if lines else ""
 
 
 def _default_choice(ctx: ReportContext, names: Sequence[str], subset: str | None = None) -> list[str]:
@@ -395,7 +446,7 @@ def index_markdown(ctx: ReportContext, date: str) -> str:
     comps = ["## Comparisons"] + [_comparison_section(ctx, c) for c in rec.comparisons]
     links = ["## Ablation reports", ""] + [f"- {link(s)}: " + ", ".join(f"{k} {v}" for k, v in s["factors"].items())
                                            for s in ctx.summaries]
-    parts = ["\n".join(head).rstrip(), "\n".join(how), _headline(ctx), "\n".join(default), _summary_section(ctx),
-             _sources_section(ctx), input_strength_section(ctx), free_baselines_section(ctx), "\n\n".join(comps),
-             _budget_section(ctx), _measured_section(ctx), _fps_section(ctx), "\n".join(links)]
+    parts = ["\n".join(head).rstrip(), "\n".join(how), _headline(ctx), _gate_section(ctx), "\n".join(default),
+             _summary_section(ctx), _sources_section(ctx), input_strength_section(ctx), free_baselines_section(ctx),
+             "\n\n".join(comps), _budget_section(ctx), _measured_section(ctx), _fps_section(ctx), "\n".join(links)]
     return "\n\n".join(p for p in parts if p) + "\n"

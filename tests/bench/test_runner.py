@@ -1,7 +1,9 @@
 """The bench runner end to end on a tiny profile: generated data, a synthetic source, two 4-iteration refiners
-(one of them on the two-process pool), refinement, evaluation, diagnosis, FPS, reports; then the cache."""
+(one of them on the two-process pool), the default one's gate calibrated on the 2 held-out training images,
+refinement (the default gated beside ungated), evaluation, diagnosis, FPS, reports; then the cache."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -52,14 +54,35 @@ def test_bench_end_to_end_and_cache(tmp_path):
         assert a.metrics["sources"]["synthetic-paper"]["ap_before"] == run.ap_before["AP"]
     src = record.sources[0]
     assert src.baseline["ap_impact"] is not None and src.poses > 0
+    assert record.evaluator in ("pycocotools", "hotcoco") and record.data_warnings == []
     finals = {p: p.stat().st_mtime_ns for p in cache.glob("train/*/final.pth")}
     assert len(finals) == 2
+
+    # the default refiner: gate calibrated on the training hold-out, gated beside ungated from one pass
+    default = record.ablation("r18_64x48_paper_lb-off_prior+skip")
+    assert default.gate.state == "calibrated", default.gate.reason
+    cal = default.gate.calibrations["0"]
+    assert Path(cal["checkpoint"]).is_file() and "hold-out" in cal["data"]["selection"]
+    assert record.ablation("r18_64x48_paper_lb-off_posefix").gate is None
+    (run,) = default.runs
+    assert run.gate is not None and Path(run.gate.gated).is_file()
+    gate = default.metrics["gate"]
+    assert gate["state"] == "calibrated"
+    g = gate["sources"]["synthetic-paper"]
+    assert math.isfinite(g["delta_ungated"]["mean"]) and math.isfinite(g["delta_gated"]["mean"])
+    assert g["delta_ungated"]["mean"] == pytest.approx(run.ap_after["AP"] - run.ap_before["AP"])
+    assert 0.0 <= g["accepted_share"]["mean"] <= 1.0
+    assert set(g["per_keypoint"]) and all(0.0 <= v["mean"] <= 1.0 for v in g["per_keypoint"].values() if v)
+    done = {p: p.stat().st_mtime_ns for p in cache.glob("*/*/DONE")}
+    assert any(p.parent.parent.name == "calibrate" for p in done) and any(p.parent.parent.name == "gate" for p in done)
 
     # the same profile again: every step comes from the cache (nothing retrained, same numbers)
     again = run_bench(RunSpec(profile=str(profile), out_dir=str(out), cache_root=str(cache), jobs=1, threads=1))
     assert {p: p.stat().st_mtime_ns for p in cache.glob("train/*/final.pth")} == finals
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("*/*/DONE")} == done  # no step recomputed, none added
     strip = lambda r: [[{k: v for k, v in vars(run).items() if k != "train"} for run in a.runs] for a in r.ablations]
     assert strip(again) == strip(record)
+    assert again.ablation(default.name).metrics["gate"] == gate
 
 
 @pytest.mark.slow
@@ -67,7 +90,7 @@ def test_bench_command_writes_reports(tmp_path, capsys):
     profile = _profile(tmp_path / "tiny", mmpose=True)
     out = tmp_path / "reports"
     args = ["bench", "--profile", str(profile), "--out", str(out), "--cache", str(tmp_path / "cache"), "--jobs", "1",
-            "--only", "*prior+skip"]
+            "--only", "*prior+skip", "--work-dirs", str(tmp_path / "work_dirs")]
     assert main(args) == 0
     bench = json.loads((out / "tiny" / "bench.json").read_text())
     assert [a["name"] for a in bench["ablations"]] == ["r18_64x48_paper_lb-off_prior+skip"]
@@ -83,9 +106,35 @@ def test_bench_command_writes_reports(tmp_path, capsys):
     index = (out / "tiny" / "index.md").read_text()
     assert "## Free baselines" in index and "sb-untrained+dark (UNTRAINED)" in index
     assert "## Gain vs input strength" in index and (out / "tiny" / "gain_vs_input.png").is_file()
+    assert "## Refinement gate" in index and "| delta AP ungated | delta AP gated |" in index
+    metrics = json.loads((out / "tiny" / "r18_64x48_paper_lb-off_prior+skip" / "metrics.json").read_text())
+    assert metrics["factors"]["gate"] == "calibrated" and metrics["gate"]["sources"]["synthetic-paper"]
+    assert metrics["evaluator"] == bench["evaluator"] and metrics["data_warnings"] == []
+    # the default refiner left for users is the calibrated checkpoint (with its gate)
+    from posefix_bench.models.checkpoint import load_refiner_and_gate
+
+    assert load_refiner_and_gate(tmp_path / "work_dirs" / "tiny" / "default.pth")[2] is not None
 
 
 def test_unknown_profile_is_one_line_error(capsys):
     assert main(["bench", "--profile", "no-such-profile"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown bench profile" in err
+
+
+def test_what_the_default_refiner_is_calibrated_on(tmp_path, coco_mini_root):
+    from posefix_bench.bench.profile import Profile
+    from posefix_bench.bench.runner import gate_info
+    from posefix_bench.bench.steps import BenchSteps
+
+    profile = Profile(name="p", folder=tmp_path, description="", sources=(), ablations=(),
+                      data={"kind": "coco-mini", "train_split": "train2017", "val_split": "val2017"})
+    steps = BenchSteps(profile, tmp_path / "cache", coco_root=coco_mini_root)
+    assert steps.calibration_plan({"holdout": 200}) == ({"data": "holdout"}, None)  # its own hold-out first
+    plan, why = steps.calibration_plan({"holdout": 0, "data_root": str(tmp_path / "sandbox"), "train_split": "train"})
+    assert why is None and plan["data"] == "split" and plan["split"] == "train2017"  # trained elsewhere: real images
+    plan, why = steps.calibration_plan({"holdout": 0, "data_root": str(coco_mini_root), "train_split": "train2017"})
+    assert plan is None and "every image of the profile's training split train2017" in why
+    # a seed without a calibration turns the gate off for the ablation (no seed stat of a gate on some seeds)
+    info = gate_info([], {0: {"state": "calibrated", "checkpoint": "c", "gate": {}}, 1: {"state": "off", "reason": why}})
+    assert info.state == "off" and info.reason.startswith("seed 1: the refiner trained on every image")

@@ -75,6 +75,16 @@ def test_gate_effect_counts_each_outcome(val_gt):
     # AP: the ungated refinement fixes as much as it breaks; records carry input, ungated and gated metrics
     assert set(rec["ap"]) == {"input", "ungated", "gated"}
     assert rec["delta"]["gated"]["AP"] == pytest.approx(rec["ap"]["gated"]["AP"] - rec["ap"]["input"]["AP"])
+    # per joint: the accepted share of each joint's refinable keypoints; they add up to the totals
+    joints = rec["per_keypoint"]
+    assert list(joints) == list(val_gt.schema.keypoints)
+    assert sum(j["accepted"] for j in joints.values()) == rec["accepted"]
+    assert sum(j["refinable"] for j in joints.values()) == rec["refinable"]
+    # AP measured elsewhere (the bench's analyses) is kept, not computed again
+    given = gate_effect(val_gt, inputs, ungated, gated, ap=rec["ap"])
+    assert given == rec
+    with pytest.raises(PosefixError, match="lacks the metrics of gated"):
+        gate_effect(val_gt, inputs, ungated, gated, ap={"input": rec["ap"]["input"], "ungated": rec["ap"]["ungated"]})
 
 
 def test_gate_effect_refuses_masks_that_accept_unrefined_keypoints(val_gt):

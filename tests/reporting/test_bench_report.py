@@ -3,7 +3,8 @@
 The record is assembled as the runner assembles it (:func:`analyse_pair` per pair, :func:`run_of`,
 :func:`ablation_metrics`) from real analyses of synthetic sources: the input is the paper-mix synthetic source, and
 "refined" results stand in for refiners (a jitter-only synthesis is better than the input, a synthesis with tripled
-misses and swaps is worse, one is marked untrained). Some coco-mini persons are tagged lower-body occluded in a copy
+misses and swaps is worse, one is marked untrained). The default ablation is gated: its "gated" results take the
+stand-in refined keypoint on every second joint, and its gate-effect records are real. Some coco-mini persons are tagged lower-body occluded in a copy
 of the annotation file (its image folder is a symlink to coco-mini's), so the occluded subset is real. Training
 summaries and the FPS record are fixture values: the reports only format them.
 """
@@ -18,8 +19,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from posefix_bench.bench.runner import learning_curve, profile_summary, run_of
+from posefix_bench.bench.runner import gate_info, gate_run_of, learning_curve, profile_summary, run_of
 from posefix_bench.errors import PosefixError
+from posefix_bench.evaluation.gate_effect import gate_effect
 from posefix_bench.evaluation.pair import analyse_pair
 from posefix_bench.evaluation.profile import measure_profile
 from posefix_bench.record.metrics import METRICS_FORMAT, ablation_metrics
@@ -80,7 +82,29 @@ def _source(gt, root) -> tuple[SourceRun, list]:
     return src, results
 
 
-def _runs(gt, root, results, name, seeds, refine_mix, untrained=False):
+def _gate(gt, root, results, refined, run, seed):
+    """The gated reading of a stand-in refinement: the refined keypoint on every second joint."""
+    k = gt.schema.num_keypoints
+    accept = np.zeros((len(results), k), bool)
+    accept[:, ::2] = True
+    kp = np.asarray([r["keypoints"] for r in results], np.float64).reshape(-1, k, 3)
+    accept &= ~((kp[..., 2] == 0) | ((kp[..., 0] == 0) & (kp[..., 1] == 0)))
+    ref = np.asarray([r["keypoints"] for r in refined], np.float64).reshape(-1, k, 3)
+    gated = [dict(r, keypoints=np.where(a[:, None], f, i).reshape(-1).tolist(), refine_accepted=a.astype(int).tolist())
+             for r, a, f, i in zip(refined, accept, ref, kp)]
+    path = root / f"{run.ablation}-s{seed}-gated.json"
+    save_results(path, gated)
+    analysis = _analysis(gt, results, gated, root / f"{run.ablation}-s{seed}-gated-analysis.json")
+    effect = gate_effect(gt, results, refined, gated, accept)
+    atomic_write_json(root / f"{run.ablation}-s{seed}-effect.json", effect)
+    effect["path"] = str(root / f"{run.ablation}-s{seed}-effect.json")
+    run.gate = gate_run_of(analysis, effect, str(path), str(root / "cache" / "calibrate" / f"c{seed}" / "cal.pth"))
+    return {"state": "calibrated", "checkpoint": run.gate.checkpoint, "seconds": 3.0,
+            "gate": {"threshold": 0.5, "data": {"selection": "hold-out of the training split: 200 of 2000 images",
+                                                "persons": 321}, "calibration_summary": {"accepted_share": 0.5}}}
+
+
+def _runs(gt, root, results, name, seeds, refine_mix, untrained=False, cals=None):
     runs = []
     for seed in seeds:
         refined = synthesize_results(gt, get_mix(refine_mix, gt.schema), seed=100 + seed)
@@ -93,24 +117,26 @@ def _runs(gt, root, results, name, seeds, refine_mix, untrained=False):
                    "checkpoint": str(root / "cache" / "train" / f"{name}{seed}" / "final.pth")}
         analysis = _analysis(gt, results, refined, root / f"{name}-s{seed}-analysis.json")
         runs.append(run_of(name, seed, SOURCE, trained, str(path), analysis))
+        if cals is not None:
+            cals[seed] = _gate(gt, root, results, refined, runs[-1], seed)
     return runs
 
 
-def _ablation(name, seeds, tags, head, mix: MixInfo, runs, lower="off", curve=None) -> AblationResult:
+def _ablation(name, seeds, tags, head, mix: MixInfo, runs, lower="off", curve=None, gate=None) -> AblationResult:
     factors = {"backbone": "resnet18", "input": "64x48", "head": head, "mix": mix.label, "lower body": lower}
     model = {"backbone": "resnet18", "head": head, "input_size": [48, 64]}
     metrics = ablation_metrics(profile="test", name=name, config=f"ablations/test/{name}.py", seeds=seeds, tags=tags,
                                default=name == GOOD, factors=factors, model=model, mix=mix.label, runs=runs,
-                               sources=[SOURCE], fps=FPS, learning_curve=curve)
+                               sources=[SOURCE], fps=FPS, learning_curve=curve, gate=gate)
     return AblationResult(name=name, config=f"ablations/test/{name}.py", seeds=list(seeds), tags=list(tags),
-                          factors=factors, model=model, mix=mix, runs=runs, metrics=metrics, fps=FPS)
+                          factors=factors, model=model, mix=mix, runs=runs, metrics=metrics, fps=FPS, gate=gate)
 
 
 def _recompute(record: BenchRecord) -> BenchRecord:
     """The record with every ablation's metrics computed again from its runs (after a test changed a run)."""
     return dataclasses.replace(record, ablations=[
         _ablation(a.name, a.seeds, a.tags, a.factors["head"], a.mix, a.runs, a.factors["lower body"],
-                  a.metrics["learning_curve"]) for a in record.ablations])
+                  a.metrics["learning_curve"], a.gate) for a in record.ablations])
 
 
 def _curve(gt, runs, scales):
@@ -144,13 +170,15 @@ def record(tmp_path_factory, val_gt_path, coco_mini_root) -> BenchRecord:
              (MEASURED, [0], measured, "jitter-only", False, ["mix"], "prior+skip", "off")]
     ablations = []
     for name, seeds, mix, refine_mix, untrained, tags, head, lower in specs:
-        runs = _runs(gt, root, results, name, seeds, refine_mix, untrained)
+        cals = {} if name == GOOD else None
+        runs = _runs(gt, root, results, name, seeds, refine_mix, untrained, cals)
+        gate = gate_info(runs, cals) if cals is not None else None
         curve = None
         if name in (GOOD, BAD):  # the head variants: the published head's deficit narrows, the good one improves
             for r in runs:
                 r.train["iterations"] = 200
             curve = _curve(gt, runs, (2.0, 1.5, 1.2) if name == BAD else (1.0, 0.8, 0.6))
-        ablations.append(_ablation(name, seeds, tags, head, mix, runs, lower, curve))
+        ablations.append(_ablation(name, seeds, tags, head, mix, runs, lower, curve, gate))
     return BenchRecord(
         profile="test", description="coco-mini val with synthetic stand-ins",
         data=DataInfo(kind="coco", description="coco-mini val2017 (tagged copy)", fingerprint="-", root=str(root),
@@ -165,7 +193,8 @@ def record(tmp_path_factory, val_gt_path, coco_mini_root) -> BenchRecord:
         default_ablation=GOOD,
         environment={"device": "cpu", "device_name": "test CPU (2 threads)", "torch": "2.x", "python": "3.11",
                      "posefix_bench": "0.1.0", "jobs": 2, "threads_per_job": 1},
-        timings={"data": 1.0, "training": 100.0, "total": 120.0}, cache_root=str(root / "cache"))
+        timings={"data": 1.0, "training": 100.0, "total": 120.0}, cache_root=str(root / "cache"),
+        evaluator="pycocotools", data_warnings=[])
 
 
 @pytest.fixture(scope="module")
@@ -341,3 +370,61 @@ def test_the_learning_curves_and_the_published_heads_deficit(written, record):
     assert curve[-1]["ap"][SOURCE] == pytest.approx(final)
     assert "learning_curve" not in json.loads((out / MEASURED / "metrics.json").read_text()) or \
         json.loads((out / MEASURED / "metrics.json").read_text())["learning_curve"] is None
+
+
+def test_the_default_refiner_gated_beside_ungated(written, record):
+    out, index = written
+    section = index.split("## Refinement gate")[1].split("\n## ")[0]
+    runs = record.ablation(GOOD).runs
+    ungated = [r.ap_after["AP"] - r.ap_before["AP"] for r in runs]
+    gated = [r.gate.ap_after["AP"] - r.ap_before["AP"] for r in runs]
+    row = section.split(f"| {SOURCE} |")[1].split("\n")[0]
+    assert f"{np.mean(ungated):+.3f} [{min(ungated):+.3f}..{max(ungated):+.3f}]" in row
+    assert f"{np.mean(gated):+.3f} [{min(gated):+.3f}..{max(gated):+.3f}]" in row
+    assert "Only the default refiner is gated: every other ablation" in section
+    kept = np.mean(gated) / np.mean(ungated)
+    assert f"On {SOURCE} refinement gains and gating keeps {100 * kept:.0f}% of the gain" in section
+    assert "made things worse on none of the 1 source" in section
+    assert "200 of 2000 images" in section and "seed 0: 0.50" in section
+    report = (out / GOOD / "report.md").read_text()
+    assert "## Refinement gate" in report and "| delta AP ungated | delta AP gated |" in report
+    assert "Its refinement is ungated (only the profile's default refiner is gated)" in (out / BAD / "report.md").read_text()
+    metrics = json.loads((out / GOOD / "metrics.json").read_text())
+    assert metrics["factors"]["gate"] == "calibrated" and metrics["evaluator"] == "pycocotools"
+    g = metrics["gate"]["sources"][SOURCE]
+    assert g["delta_gated"]["mean"] == pytest.approx(np.mean(gated))
+    assert 0.0 <= g["accepted_share"]["mean"] <= 1.0 and set(g["per_keypoint"]) == set(runs[0].gate.per_keypoint)
+    other = json.loads((out / BAD / "metrics.json").read_text())
+    assert "gate" not in other["factors"] and other["gate"] is None
+    assert "**Data checks**" not in index and "**Evaluator**: COCO keypoint AP computed by pycocotools" in index
+
+
+def test_data_warnings_and_a_gate_that_is_off(record, tmp_path):
+    from posefix_bench.record.schema import GateInfo
+
+    rec = json.loads(json.dumps(record.to_dict()))
+    rec["data_warnings"] = ["source synthetic-paper: 2 of 91 entries repeat an earlier entry's image and keypoints"]
+    rec = BenchRecord.from_dict(rec)
+    a = rec.ablation(GOOD)
+    for r in a.runs:
+        r.gate = None
+    a.gate = GateInfo(state="off", reason="the refiner trained on every training image")
+    rec = _recompute(rec)
+    index = br.write_reports(rec, tmp_path / "off").read_text()
+    assert "- **Data checks**: source synthetic-paper: 2 of 91 entries repeat" in index
+    assert "is off: the refiner trained on every training image" in index
+    metrics = json.loads((tmp_path / "off" / GOOD / "metrics.json").read_text())
+    assert metrics["factors"]["gate"] == "off" and metrics["data_warnings"] == rec.data_warnings
+
+
+def test_the_record_checks_the_gate(record):
+    rec = json.loads(json.dumps(record.to_dict()))
+    rec["ablations"][1]["gate"] = {"state": "calibrated", "calibrations": {}}  # not the default
+    name = rec["ablations"][1]["name"]
+    with pytest.raises(PosefixError, match=f"ablation {name} has a gate, but only the default ablation"):
+        BenchRecord.from_dict(rec)
+    rec = json.loads(json.dumps(record.to_dict()))
+    good = next(a for a in rec["ablations"] if a["name"] == GOOD)
+    good["runs"][1]["gate"] = None
+    with pytest.raises(PosefixError, match="has no gated reading"):
+        BenchRecord.from_dict(rec)

@@ -3,7 +3,7 @@
 from posefix_bench.record.stats import compare, judge, resolution, seed_stat
 from posefix_bench.reporting.verdicts import (
     component_sentences, curve_means, default_sentences, deficit_sentence, fmt_stat, free_baseline_sentence,
-    gain_trend_sentence, ranking_sentences, relation_sentence, verdict_sentence,
+    gain_trend_sentence, gate_sentences, ranking_sentences, relation_sentence, verdict_sentence,
 )
 
 
@@ -101,3 +101,29 @@ def test_free_baseline_against_the_refiner():
     assert "flip-test does more" in free_baseline_sentence("sb", "flip-test", 0.02, "r18", -0.01, 0.005)
     assert "a tie at this resolution (0.005)" in free_baseline_sentence("sb", "dark", 0.012, "r18", 0.015, 0.005)
     assert free_baseline_sentence("sb", "dark", None, "r18", 0.015, 0.005) is None
+
+
+def test_gating_removes_harm_and_keeps_a_share_of_the_gain():
+    def st(*v):
+        return seed_stat(dict(enumerate(v)))
+
+    rows = [("strong", st(-0.05, -0.03), st(0.001, 0.002), st(0.1, 0.2)),  # harm removed
+            ("weak", st(0.08, 0.12), st(0.07, 0.09), st(0.7, 0.8)),  # a gain, 80% of it kept
+            ("mid", st(-0.05, -0.04), st(-0.03, -0.02), st(0.5, 0.5))]  # harm left
+    text = gate_sentences(rows, 0.01)
+    assert len(text) == 4
+    assert text[0] == ("On strong gating removes the harm of refinement: ungated -0.040 [-0.050..-0.030], gated "
+                       "+0.002 [+0.001..+0.002] AP, within the resolution 0.010 of the input; the gate took 15% "
+                       "[10%..20%] of the refinable keypoints.")
+    assert text[1].startswith("On weak refinement gains and gating keeps 80% of the gain (ungated +0.100")
+    assert text[2].startswith("On mid refinement makes things worse and gating does not remove the harm")
+    assert text[3] == ("Gating removes the harm on 1 of the 2 sources where ungated refinement made things worse; it "
+                       "remains on mid; where refinement gained, the gate keeps 80% of the gain on average.")
+    clean = gate_sentences(rows[:2], 0.01)[-1]
+    assert clean.startswith("Gating removes the harm on every source where ungated refinement made things worse "
+                            "(strong)")
+    new = gate_sentences([("s", st(0.002), st(-0.05), None)], 0.01)
+    assert "ungated refinement changes AP by less than the resolution 0.010, and gated it makes things worse" in new[0]
+    assert "took" not in new[0] and new[-1] == ("Ungated refinement made things worse on none of the 1 source; gated "
+                                                "refinement makes things worse on s, where ungated it did not.")
+    assert gate_sentences([], 0.01) == []
