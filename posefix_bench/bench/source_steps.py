@@ -106,6 +106,9 @@ class SourceSteps:
                         trained_on=self.data().description, checkpoint=shown_in_cache(ckpt, self.cache_root))
         elif kind == "mmpose":
             opts = {k: v for k, v in spec.items() if k not in ("name", "type", "card", "method")}
+            if self.smoke and not opts.get("checkpoint") and not opts.get("untrained") \
+                    and not _zoo_checkpoint_cached(spec["card"]):
+                opts["untrained"] = True  # a smoke run checks the path offline: random weights, marked UNTRAINED
             src = get_source(spec["card"], device=self.device, **opts, **post)
         elif kind in ("mediapipe", "results-file"):
             src = get_source(kind, **{k: v for k, v in spec.items() if k not in ("name", "type")})
@@ -202,6 +205,7 @@ class SourceSteps:
             card, checkpoint, untrained = summary["card"], str(ckpt), False
         else:
             card, checkpoint, untrained = spec["card"], spec.get("checkpoint"), bool(spec.get("untrained", False))
+            untrained = untrained or (self.smoke and not checkpoint and not _zoo_checkpoint_cached(card))
         opts = {"persons": 64, "rounds": 3, **self.profile.raw.get("free_baselines", {}).get("timing", {}),
                 **({"persons": 8, "rounds": 1} if self.smoke else {})}
         step = self.cache.step("post-fps", {"card": card, "checkpoint": file_hash(checkpoint) if checkpoint else None,
@@ -215,6 +219,19 @@ class SourceSteps:
                                                                   device=self.device, untrained=untrained, **opts))
                 step.mark_done({})
         return read_json(out, "post-processing throughput")
+
+
+def _zoo_checkpoint_cached(card_name: str) -> bool:
+    """Whether a model-zoo card's published checkpoint is already in mmengine's download cache (or a local file)."""
+    from posefix_bench.sources.mmpose_source import checkpoint_cache_dir
+    from posefix_bench.sources.mmpose_train import resolve_card
+
+    ckpt = resolve_card(card_name).checkpoint
+    if not ckpt:
+        return False
+    if "://" not in str(ckpt):
+        return Path(ckpt).is_file()
+    return (checkpoint_cache_dir() / str(ckpt).rsplit("/", 1)[-1]).is_file()
 
 
 def shown_in_cache(path: Path, base: Path) -> str:

@@ -138,3 +138,27 @@ def test_what_the_default_refiner_is_calibrated_on(tmp_path, coco_mini_root):
     # a seed without a calibration turns the gate off for the ablation (no seed stat of a gate on some seeds)
     info = gate_info([], {0: {"state": "calibrated", "checkpoint": "c", "gate": {}}, 1: {"state": "off", "reason": why}})
     assert info.state == "off" and info.reason.startswith("seed 1: the refiner trained on every image")
+
+
+@pytest.mark.slow
+def test_coco_profile_smoke_on_coco_mini(tmp_path, capsys):
+    """The at-scale profile's every step at the smallest size on real images before anyone pays for a cluster:
+    trainings through torchrun's two CPU processes, model-zoo estimators with random weights (offline), gate,
+    free baselines, reports."""
+    coco_mini = REPO.parent / "shared" / "data" / "coco-mini"
+    assert coco_mini.is_dir(), f"{coco_mini}: the shared coco-mini data is missing"
+    out = tmp_path / "reports"
+    args = ["bench", "--profile", "coco", "--coco-root", str(coco_mini), "--smoke", "--out", str(out),
+            "--cache", str(tmp_path / "cache"), "--only", "r50_256x192_paper_lb-off_posefix", "r18_*"]
+    assert main(args) == 0
+    bench = json.loads((out / "coco-smoke" / "bench.json").read_text())
+    assert bench["environment"]["smoke"] is True
+    assert sorted(a["name"] for a in bench["ablations"]) == ["r18_256x192_paper_lb-off_posefix",
+                                                             "r50_256x192_paper_lb-off_posefix"]
+    for a in bench["ablations"]:
+        assert all(r["train"]["world_size"] == 2 and r["train"]["iterations"] == 2 for r in a["runs"])
+    zoo = [s for s in bench["sources"] if s["type"] == "mmpose"]
+    assert len(zoo) == 4 and all(s["meta"]["trained"] is False for s in zoo)  # no checkpoint offline: UNTRAINED
+    assert {b["method"] for b in bench["baselines"]} == {"flip-test", "dark"}
+    index = (out / "coco-smoke" / "index.md").read_text()
+    assert "UNTRAINED" in index and "## Free baselines" in index
