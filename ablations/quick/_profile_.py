@@ -21,6 +21,9 @@ profile = dict(
         dict(name='sb-rtmpose-t', type='mmpose-trained', card='sandbox-rtmpose-t-64x48', train_seed=0),
     ],
     seeds=[0],
+    # issue 21: 20 minutes from a cold cache on a machine with a 185 GFLOP/s fp32 matmul peak (2 threads); a slower
+    # machine's allowance grows with its measured peak (the index states both)
+    budget=dict(minutes=20, reference_gflops=185),
     # error profiles for "measured:<source>" mixes come from the source's poses on the first N training images
     profile_train_images=600,
     refine=dict(batch_size=64, precision='auto'),

@@ -151,7 +151,14 @@ def ablation_factors(config: dict) -> dict:
     lower_p = float((data.get("lower_body") or {}).get("p", 0.0))
     return {"backbone": str(model.get("backbone", "-")), "input": f"{size[1]}x{size[0]}" if size else "-",
             "head": str(model.get("head", "-")), "mix": f"measured ({source})" if source else describe(mix),
-            "lower body": "on" if lower_p > 0 else "off", "iterations": int(train.get("max_iters", 0)) or "-"}
+            "lower body": "on" if lower_p > 0 else "off", "iterations": _schedule(train)}
+
+
+def _schedule(train: dict) -> int | str:
+    """Training length as reports name it: iterations, or ``<n> epochs`` for an epoch-based schedule."""
+    if train.get("max_iters"):
+        return int(train["max_iters"])
+    return f"{train['epochs']} epochs" if train.get("epochs") else "-"
 
 
 def describe(value: Any) -> str:

@@ -49,8 +49,7 @@ from posefix_bench.record.schema import (
 from posefix_bench.structures.io import read_json
 
 __all__ = ["RunSpec", "BenchRunner", "run_bench", "run_of", "gate_run_of", "gate_info", "learning_curve",
-           "free_baseline_methods",
-           "profile_summary"]
+           "time_budget", "free_baseline_methods", "profile_summary"]
 
 Log = Callable[[str], None]
 
@@ -97,6 +96,7 @@ class BenchRunner:
 
         steps, profile = self.steps, self.profile
         self.environment = environment_record(self.spec, self.executor)  # before any work loads the machine
+        self.environment["budget"] = time_budget(profile.raw.get("budget"), self.environment["peaks"])
         self.log(self.environment["peaks"].get("sentence", ""))
         data = steps.data()
         self.log(f"data: {data.description}")
@@ -280,6 +280,7 @@ def _job_evaluate(spec: RunSpec, ablation: str, seed: int, sources: list[dict], 
             refined, gated_path = s.refine(trained, src), None
         analysis = s.analyse(src["results"], refined, ap_impact=False)
         run = run_of(ablation, seed, src["name"], trained, str(refined), analysis)
+        run.refine_precision = s.refine_options(trained)["precision"]
         found = [analysis]
         if gated_path is not None:
             ga = s.analyse(src["results"], gated_path, ap_impact=False)
@@ -436,6 +437,18 @@ def environment_record(spec: RunSpec, executor: Executor) -> dict:
     rec.update(executor.describe(), jobs=spec.jobs, threads_per_job=spec.threads, smoke=spec.smoke)
     rec["peaks"] = machine_peaks(spec.device, threads=max(spec.jobs * spec.threads, 1))
     return rec
+
+
+def time_budget(budget: dict | None, peaks: dict) -> dict | None:
+    """The profile's time allowance on this machine: ``budget=dict(minutes=M, reference_gflops=G)`` holds for a
+    machine with an fp32 matrix-multiply peak of G GFLOP/s; a slower machine gets M x G / peak minutes, a faster
+    one still M (issue 21). None when the profile sets no budget."""
+    if not budget:
+        return None
+    minutes, ref = float(budget["minutes"]), float(budget["reference_gflops"])
+    peak = ((peaks.get("peaks") or {}).get("fp32") or {}).get("peak_gflops")
+    allowance = minutes * max(1.0, ref / peak) if peak else None
+    return {"minutes": minutes, "reference_gflops": ref, "peak_gflops": peak, "allowance_minutes": allowance}
 
 
 def run_bench(spec: RunSpec, progress: Progress = no_progress, log: Log = lambda line: None,

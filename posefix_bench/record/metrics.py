@@ -27,7 +27,7 @@ __all__ = ["METRICS_FORMAT", "FIXABLE", "ap_value", "best_fps", "ablation_metric
 METRICS_FORMAT = "posefix-bench/bench-metrics/v1"
 FIXABLE = ERROR_TYPES[1:]  # the error types a refiner can fix (absent keypoints stay absent)
 TRAIN_KEYS = ("iterations", "trained_iterations", "resumed_from", "seconds", "wall_seconds", "samples_per_s",
-              "final_loss", "world_size")
+              "final_loss", "world_size", "precision")
 
 
 def ap_value(metrics: Mapping | None, key: str = "AP") -> float | None:
@@ -96,6 +96,7 @@ def _source_metrics(runs: Mapping[int, object]) -> dict:
                       for g in (first.per_group or {})},
         "occluded": _occluded_metrics(runs),
         "untrained": any(bool(r.untrained) for r in runs.values()),
+        "refine_precision": sorted({r.refine_precision for r in runs.values() if r.refine_precision}),
     }
 
 

@@ -176,6 +176,7 @@ class Run:
     analysis: str  # the pair's analysis file (diagnosis of input and refined)
     untrained: bool
     crops: list = field(default_factory=list)  # persons picked for the crop panel (evaluation.pair.select_crops)
+    refine_precision: str | None = None  # the precision the refinement ran in (engine.precision)
     gate: GateRun | None = None  # the default ablation with a calibrated gate: the gated reading of this run
 
 

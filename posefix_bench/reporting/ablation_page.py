@@ -64,13 +64,17 @@ def _setup(ctx: ReportContext, s: Mapping) -> str:
     rows = []
     for seed, t in s["train"]["per_seed"].items():
         resumed = t.get("resumed_from")
-        rows.append([seed, t.get("iterations"), num(t.get("seconds"), 1), num(t.get("samples_per_s"), 1),
-                     num(t.get("final_loss"), 4),
+        rows.append([seed, t.get("iterations"), t.get("precision") or "-", num(t.get("seconds"), 1),
+                     num(t.get("samples_per_s"), 1), num(t.get("final_loss"), 4),
                      "-" if resumed is None else f"iteration {resumed} (time covers the rest)"])
+    refine = sorted({p for src in s["sources"].values() for p in src.get("refine_precision") or ()})
     return "\n".join([
         "## Setup", "", *setup_lines(ctx), f"- **Seeds**: {', '.join(map(str, s['seeds']))}.", "",
         "Training (one run per seed; samples/s include data loading):", "",
-        markdown_table(["seed", "iterations", "seconds", "samples/s", "final loss", "resumed from"], rows),
+        markdown_table(["seed", "iterations", "precision", "seconds", "samples/s", "final loss", "resumed from"],
+                       rows), "",
+        f"Refinement precision: {', '.join(refine) or '-'} (chosen by the precision probe unless the profile sets "
+        "one; the FPS rows below name their own).",
     ])
 
 

@@ -68,9 +68,34 @@ def setup_lines(ctx: ReportContext) -> list[str]:
         f"{env.get('load_average_1min', '-')}.",
         f"- **Versions**: {versions}.",
         f"- **Evaluator**: COCO keypoint AP computed by {rec.evaluator}.",
-        f"- **Time**: total {t.get('total', 0):.0f} s ({stages}). Cached steps cost nothing in a rerun; training "
-        "times below are those of the run that trained each refiner.",
+        f"- **Machine**: {(env.get('peaks') or {}).get('sentence', 'matmul peak not measured')} (measured at the "
+        "start of this run).",
+        f"- **Precision**: {_precision_text(ctx)}.",
+        f"- **Time**: total {t.get('total', 0):.0f} s ({stages}){_budget_text(env.get('budget'), t.get('total'))}. "
+        "Cached steps cost nothing in a rerun; training times below are those of the run that trained each refiner.",
     ] + ([f"- **Data checks**: {'; '.join(rec.data_warnings)}."] if rec.data_warnings else [])
+
+
+def _budget_text(budget: Mapping | None, total: float | None) -> str:
+    if not budget or not budget.get("allowance_minutes"):
+        return ""
+    within = "within" if total is not None and total <= 60 * budget["allowance_minutes"] else "over"
+    return (f"; {within} this profile's allowance of {budget['allowance_minutes']:.1f} min on this machine "
+            f"({budget['minutes']:.0f} min at a {budget['reference_gflops']:.0f} GFLOP/s fp32 peak, scaled by the "
+            f"measured {budget['peak_gflops']:.0f} GFLOP/s)")
+
+
+def _precision_text(ctx: ReportContext) -> str:
+    """Which precisions the trainings and refinements ran in (counts), from the per-ablation metrics."""
+    train: dict[str, int] = {}
+    refine: set[str] = set()
+    for s in ctx.summaries:
+        for t in s["train"]["per_seed"].values():
+            train[str(t.get("precision") or "-")] = train.get(str(t.get("precision") or "-"), 0) + 1
+        refine |= {p for src in s["sources"].values() for p in src.get("refine_precision") or ()}
+    trained = ", ".join(f"{p} ({n})" for p, n in sorted(train.items()))
+    return (f"trainings {trained}; refinements {', '.join(sorted(refine)) or '-'}; each FPS row names its own "
+            "(`auto`: the fastest precision the device runs natively, by a short probe; posefix_bench.engine.precision)")
 
 
 def _caveats(ctx: ReportContext) -> list[str]:

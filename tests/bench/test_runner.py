@@ -162,3 +162,14 @@ def test_coco_profile_smoke_on_coco_mini(tmp_path, capsys):
     assert {b["method"] for b in bench["baselines"]} == {"flip-test", "dark"}
     index = (out / "coco-smoke" / "index.md").read_text()
     assert "UNTRAINED" in index and "## Free baselines" in index
+
+
+def test_the_time_budget_grows_on_a_slower_machine_only():
+    from posefix_bench.bench.runner import time_budget
+
+    budget = dict(minutes=20, reference_gflops=185)
+    slow = time_budget(budget, {"peaks": {"fp32": {"peak_gflops": 100.0}}})
+    assert slow["allowance_minutes"] == 37.0 and slow["peak_gflops"] == 100.0
+    assert time_budget(budget, {"peaks": {"fp32": {"peak_gflops": 370.0}}})["allowance_minutes"] == 20.0
+    assert time_budget(budget, {"peaks": {}})["allowance_minutes"] is None
+    assert time_budget(None, {"peaks": {"fp32": {"peak_gflops": 100.0}}}) is None
