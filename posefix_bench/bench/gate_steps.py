@@ -45,11 +45,15 @@ class GateSteps:
 
         A refiner that held training images out (``data.holdout``) is calibrated on them; one that trained on every
         image is calibrated on the training split of a COCO-format profile's data root (minus any image it trained
-        on); a sandbox profile then has nothing to calibrate on.
+        on); a sandbox profile then has nothing to calibrate on. A COCO-format profile with
+        ``gate=dict(calibrate_on='profile')`` calibrates on its own training split whenever the refiner did not
+        train on it (a refiner trained elsewhere, e.g. on the sandbox, gated for the profile's real images: issue 17
+        measured that a gate carried over from the sandbox does not remove the harm on real images).
         """
-        if float(trained.get("holdout") or 0) > 0:
-            return {"data": "holdout"}, None
         data = self.data()
+        on_profile = (self.profile.raw.get("gate") or {}).get("calibrate_on") == "profile"
+        if float(trained.get("holdout") or 0) > 0 and not (on_profile and data.kind in ("coco-mini", "coco")):
+            return {"data": "holdout"}, None
         if data.kind in ("coco-mini", "coco"):
             ann = coco_split_paths(data.root, data.train_split)[0]
             own = coco_split_paths(trained.get("data_root") or "", trained.get("train_split") or "")[0]

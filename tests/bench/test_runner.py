@@ -135,6 +135,14 @@ def test_what_the_default_refiner_is_calibrated_on(tmp_path, coco_mini_root):
     assert why is None and plan["data"] == "split" and plan["split"] == "train2017"  # trained elsewhere: real images
     plan, why = steps.calibration_plan({"holdout": 0, "data_root": str(coco_mini_root), "train_split": "train2017"})
     assert plan is None and "every image of the profile's training split train2017" in why
+    # calibrate_on='profile': a refiner with its own hold-out but trained elsewhere is gated on the profile's images
+    import dataclasses
+
+    real = BenchSteps(dataclasses.replace(profile, raw={"gate": {"calibrate_on": "profile"}}), tmp_path / "cache",
+                      coco_root=coco_mini_root)
+    on_real, no_reason = real.calibration_plan({"holdout": 200, "data_root": str(tmp_path / "sandbox"),
+                                                "train_split": "train"})
+    assert no_reason is None and on_real["data"] == "split" and on_real["split"] == "train2017"
     # a seed without a calibration turns the gate off for the ablation (no seed stat of a gate on some seeds)
     info = gate_info([], {0: {"state": "calibrated", "checkpoint": "c", "gate": {}}, 1: {"state": "off", "reason": why}})
     assert info.state == "off" and info.reason.startswith("seed 1: the refiner trained on every image")
