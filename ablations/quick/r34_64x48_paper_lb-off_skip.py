@@ -1,4 +1,4 @@
 # Backbone depth: ResNet-34 body, everything else as the default (ResNet-18) refiner.
-_base_ = ['../_base_/quick.py']
+_base_ = ['../_base_/quick_100it.py']
 model = dict(backbone='resnet34')
 bench = dict(tags=['backbone'])

@@ -1,4 +1,4 @@
-# Backbone depth: ResNet-50 body (bottleneck blocks, 2048-channel last stage), everything else as the default.
-_base_ = ['../_base_/quick.py']
+# Backbone depth: ResNet-50 body, everything else as the default (ResNet-18) refiner.
+_base_ = ['../_base_/quick_100it.py']
 model = dict(backbone='resnet50')
 bench = dict(tags=['backbone'])

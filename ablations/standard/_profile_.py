@@ -1,22 +1,24 @@
-# Standard profile: the parts of the quick questions that need more compute than `make bench`'s 20 minutes, on the
-# same sandbox data (about 45 minutes on 2 cores from a cold cache; quick's trainings are reused where identical).
-# - Input strength at realistic levels: one SimpleBaseline run at 128x96 with its weights saved at 600, 1200, 1800
-#   and 2400 iterations (estimators/sandbox/simplebaseline_r18_128x96.py: AP 0.31 / 0.50 / 0.61 / 0.63 on the
-#   sandbox val in the card's measurements), the strongest above the quick ladder's by about 0.4 AP;
-# - free baselines (flip test, DARK) of every rung and of RTMPose-t;
-# - the training budget: the default head and the published head at 4x quick's 200 iterations (learning curves).
+# Standard profile (`make bench PROFILE=standard`): the quick questions at the fidelity quick cannot afford in 20
+# minutes, on the same sandbox data: 200 training iterations, two seeds for the head variants and the lower-body
+# augmentation, the whole error-mix grid (paper, jitter-only, miss-heavy, no-inversion, no-swap, measured), ResNet-18/
+# 34/50 and 64x48/128x96, and upstream estimators at realistic strengths: one SimpleBaseline run at 128x96 with its
+# weights saved at 600, 1200 and 2400 iterations (estimators/sandbox/simplebaseline_r18_128x96.py), RTMPose-t, the
+# 64x48 SimpleBaseline the measured mix comes from, and the synthetic source at two error rates.
 _base_ = ['../_base_/quick.py']
 
 profile = dict(
     name='standard',
-    description=('Generated sandbox scenes (as quick), upstream estimators at realistic strengths: a SimpleBaseline '
-                 'ladder (checkpoints of one 2400-iteration run at 128x96), RTMPose-t, the synthetic source at two '
-                 'error rates; ResNet-18 refiners at 64x48, 200 and 800 iterations.'),
+    description=('Generated sandbox scenes (as quick), ResNet refiners trained for 200 iterations on one CPU core each; '
+                 'upstream estimators from AP 0.15 to 0.63 (a SimpleBaseline ladder: checkpoints of one 2400-iteration '
+                 'run at 128x96), the synthetic source at two error rates.'),
     data=dict(kind='sandbox', params={{_base_.data.sandbox}}),
     sources=[
         dict(name='synthetic-paper', type='synthetic', mix='paper', seed=1000),
+        # the same synthesis at half the error rate of every type (good takes the rest): a second input strength
         dict(name='synthetic-paper-x0.5', type='synthetic', seed=1000,
              mix=dict(base='paper', scale=dict(jitter=0.5, inversion=0.5, swap=0.5, miss=0.5))),
+        dict(name='sb-simplebaseline-r18', type='mmpose-trained', card='sandbox-simplebaseline-r18-64x48',
+             iteration=300, train_seed=0),
         dict(name='sb128-600it', type='mmpose-trained', card='sandbox-simplebaseline-r18-128x96', iteration=600,
              train_seed=0),
         dict(name='sb128-1200it', type='mmpose-trained', card='sandbox-simplebaseline-r18-128x96', iteration=1200,
@@ -26,14 +28,21 @@ profile = dict(
         dict(name='sb-rtmpose-t', type='mmpose-trained', card='sandbox-rtmpose-t-64x48', train_seed=0),
     ],
     seeds=[0],
+    budget=dict(minutes=60, reference_gflops=185),
     profile_train_images=600,
     refine=dict(batch_size=64, precision='auto'),
     fps=dict(batches=[1, 32], precisions='auto', threads=2),
     free_baselines=dict(methods=['flip-test', 'dark']),
     default_ablation='r18_64x48_paper_lb-off_skip',
     comparisons=[
-        dict(name='Training budget', tag='budget',
-             question='Does the published head catch up with the skip head when it trains four times longer?'),
+        dict(name='Head variants', tag='head',
+             question='Which head change carries the gain: the identity prior, the stride-4 skip, or both?'),
+        dict(name='Lower-body augmentation', tag='lb', subset='occluded',
+             question='Does shrinking the input legs and cutting out the lower body help occluded people?'),
+        dict(name='Error-type mix', tag='mix',
+             question='Which synthesised error types matter, and does a measured profile beat the paper table?'),
+        dict(name='Backbone and input size', tag='backbone', speed=True,
+             question='What do a deeper body and a larger crop buy, and at what training and inference cost?'),
     ],
-    learning_curve=dict(tags=['budget']),
+    learning_curve=dict(tags=['head'], seeds=[0]),
 )

@@ -1,4 +1,5 @@
-# The quick profile's default refiner, unchanged (its training is shared with quick through the step cache).
+# Head variant 'skip' (issue 11), paper error mix, no lower-body augmentation; two seeds. The profile's default.
 _base_ = ['../_base_/quick.py']
 model = dict(head='skip')
-bench = dict(seeds=[0], tags=[])
+train = dict(max_keep_ckpts=4)  # the learning curve's points: iterations 50, 100, 150, 200
+bench = dict(seeds=[0, 1], tags=['head', 'lb', 'mix', 'backbone'])  # also the baseline of the other comparisons

@@ -104,8 +104,11 @@ class BenchRunner:
         needs_training = [s for s in profile.sources if s.get("type") == "mmpose-trained"]
         simple = [s for s in profile.sources if s not in needs_training]
         measured = [a for a in profile.ablations if a.measured_source]
-        first = [Job(_job_estimator, (self.spec, s["name"]), "train", f"train estimator {s['name']}")
-                 for s in needs_training]
+        # one training per estimator (the rungs of a ladder share it: one job, not one per rung)
+        estimators = {canonical_hash([s["card"], s.get("train_seed", 0), s.get("overrides", {})]): s
+                      for s in needs_training}
+        first = [Job(_job_estimator, (self.spec, s["name"]), "train", f"train estimator {s['card']}")
+                 for s in estimators.values()]
         first += [self._train_job(a, seed) for a in profile.ablations if not a.measured_source for seed in a.seeds]
         first += [Job(_job_predict, (self.spec, s["name"]), "predict", f"predict {s['name']}") for s in simple]
         done = self.executor.run(first, "train estimators and refiners, run sources")
