@@ -35,7 +35,7 @@ profile = dict(
         dict(name='Lower-body augmentation', tag='lb', subset='occluded',
              question='Does shrinking the input legs and cutting out the lower body help occluded people?'),
         dict(name='Error-type mix', tag='mix',
-             question='Does a profile measured from an estimator beat the paper table, and do swaps matter?'),
+             question='Which synthesised error types matter, and does a measured profile beat the paper table?'),
         dict(name='Backbone and input size', tag='backbone', speed=True,
              question='What do a deeper body and a larger crop buy, and at what training and inference cost?'),
     ],

@@ -4,14 +4,13 @@
 # 34/50 and 64x48/128x96, and upstream estimators at realistic strengths: one SimpleBaseline run at 128x96 with its
 # weights saved at 600, 1200 and 2400 iterations (estimators/sandbox/simplebaseline_r18_128x96.py), RTMPose-t, the
 # 64x48 SimpleBaseline the measured mix comes from, and the synthetic source at two error rates.
-_base_ = ['../_base_/quick.py']
+_base_ = ['../quick/_profile_.py']
 
 profile = dict(
     name='standard',
     description=('Generated sandbox scenes (as quick), ResNet refiners trained for 200 iterations on one CPU core each; '
                  'upstream estimators from AP 0.15 to 0.63 (a SimpleBaseline ladder: checkpoints of one 2400-iteration '
                  'run at 128x96), the synthetic source at two error rates.'),
-    data=dict(kind='sandbox', params={{_base_.data.sandbox}}),
     sources=[
         dict(name='synthetic-paper', type='synthetic', mix='paper', seed=1000),
         # the same synthesis at half the error rate of every type (good takes the rest): a second input strength
@@ -27,22 +26,6 @@ profile = dict(
              train_seed=0),
         dict(name='sb-rtmpose-t', type='mmpose-trained', card='sandbox-rtmpose-t-64x48', train_seed=0),
     ],
-    seeds=[0],
     budget=dict(minutes=60, reference_gflops=185),
-    profile_train_images=600,
-    refine=dict(batch_size=64, precision='auto'),
-    fps=dict(batches=[1, 32], precisions='auto', threads=2),
-    free_baselines=dict(methods=['flip-test', 'dark']),
-    default_ablation='r18_64x48_paper_lb-off_skip',
-    comparisons=[
-        dict(name='Head variants', tag='head',
-             question='Which head change carries the gain: the identity prior, the stride-4 skip, or both?'),
-        dict(name='Lower-body augmentation', tag='lb', subset='occluded',
-             question='Does shrinking the input legs and cutting out the lower body help occluded people?'),
-        dict(name='Error-type mix', tag='mix',
-             question='Which synthesised error types matter, and does a measured profile beat the paper table?'),
-        dict(name='Backbone and input size', tag='backbone', speed=True,
-             question='What do a deeper body and a larger crop buy, and at what training and inference cost?'),
-    ],
-    learning_curve=dict(tags=['head'], seeds=[0]),
+    # everything else (seeds, refinement, FPS, free baselines, default, learning curves, the comparisons) as quick's
 )
