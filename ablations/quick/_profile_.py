@@ -1,16 +1,20 @@
 # Quick profile (`make bench`): every question of the suite at low fidelity, offline on a 2-core machine within the
-# 20-minute budget (issues 16, 21): head, lower-body augmentation, error mix, backbone and input size, input strength
-# (a synthetic source and two small mmpose estimators of different families trained here, with their free baselines),
-# the training budget (learning curves of the head variants) and the refinement gate. Low fidelity, measured: 100
-# training iterations and one seed per ablation (_base_/quick_100it.py says why). The standard profile asks the same
-# questions at 200 iterations with two seeds where it matters, the whole error-mix grid and a realistic ladder of
-# estimator strengths (up to AP 0.63).
+# 20-minute budget (issues 16, 21): head (the published head against the default skip head), lower-body augmentation,
+# error mix (a profile measured from an estimator against the paper table), backbone depth and input size, input
+# strength (a synthetic source and two small mmpose estimators of different families trained here, with their free
+# baselines), the training budget (learning curves) and the refinement gate. What was cut, by measurement on a cold
+# fresh clone (2-core Xeon, AVX-512 without bf16, 2026-12-01): the same grid at 200 iterations with two seeds took 55+
+# minutes; at 100 iterations with 10 ablations 29 minutes (each ResNet-18 training 105-125 s beside a second one,
+# ResNet-34/50 and 128x96 2-2.6x that). So: 100 iterations (_base_/quick_100it.py), one seed, 7 ablations, FPS at
+# batch 32 only. The standard profile has the rest: 200 iterations, two seeds, the prior/prior+skip heads, every
+# error mix, batch-1 FPS and a realistic ladder of estimator strengths (up to AP 0.63).
 _base_ = ['../_base_/quick_100it.py']
 
 profile = dict(
     name='quick',
     description=('Generated sandbox scenes (COCO format, lower-body occluders), refiners trained for 100 iterations '
-                 'each on one CPU core, two trainings at a time: every axis at low fidelity.'),
+                 'each on one CPU core, two trainings at a time: every axis at low fidelity (the standard profile '
+                 'has the full grid).'),
     data=dict(kind='sandbox', params={{_base_.data.sandbox}}),
     sources=[
         dict(name='synthetic-paper', type='synthetic', mix='paper', seed=1000),
@@ -25,17 +29,17 @@ profile = dict(
     # error profiles for "measured:<source>" mixes come from the source's poses on the first N training images
     profile_train_images=600,
     refine=dict(batch_size=64, precision='auto'),
-    fps=dict(batches=[1, 32], precisions='auto', threads=2),
+    fps=dict(batches=[32], precisions='auto', threads=2),
     # each mmpose source also with mmpose's flip test and (heatmap heads) DARK decoding, beside the refiner
     free_baselines=dict(methods=['flip-test', 'dark']),
     default_ablation='r18_64x48_paper_lb-off_skip',
     comparisons=[
         dict(name='Head variants', tag='head',
-             question='Which head change carries the gain: the identity prior, the stride-4 skip, or both?'),
+             question='Which head refines better: the published one (soft-argmax) or the stride-4 skip head?'),
         dict(name='Lower-body augmentation', tag='lb', subset='occluded',
              question='Does shrinking the input legs and cutting out the lower body help occluded people?'),
         dict(name='Error-type mix', tag='mix',
-             question='Which synthesised error types matter, and does a measured profile beat the paper table?'),
+             question='Does an error profile measured from the estimator beat the paper table?'),
         dict(name='Backbone and input size', tag='backbone', speed=True,
              question='What do a deeper body and a larger crop buy, and at what training and inference cost?'),
     ],

@@ -27,5 +27,16 @@ profile = dict(
         dict(name='sb-rtmpose-t', type='mmpose-trained', card='sandbox-rtmpose-t-64x48', train_seed=0),
     ],
     budget=dict(minutes=60, reference_gflops=185),
-    # everything else (seeds, refinement, FPS, free baselines, default, learning curves, the comparisons) as quick's
+    fps=dict(batches=[1, 32], precisions='auto', threads=2),
+    comparisons=[
+        dict(name='Head variants', tag='head',
+             question='Which head change carries the gain: the identity prior, the stride-4 skip, or both?'),
+        dict(name='Lower-body augmentation', tag='lb', subset='occluded',
+             question='Does shrinking the input legs and cutting out the lower body help occluded people?'),
+        dict(name='Error-type mix', tag='mix',
+             question='Which synthesised error types matter, and does a measured profile beat the paper table?'),
+        dict(name='Backbone and input size', tag='backbone', speed=True,
+             question='What do a deeper body and a larger crop buy, and at what training and inference cost?'),
+    ],
+    # everything else (seeds, refinement, free baselines, default, learning curves) as quick's
 )
