@@ -23,6 +23,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make setup             create .venv/ from uv.lock (cold: builds mmcv once, then reuses the uv cache)"
 	@echo "make test              setup + the whole test suite (what CI runs)"
+	@echo "make test-fast         setup + the test suite without the cases marked slow"
 	@echo "make bench             setup + the quick profile on the generated sandbox data -> reports/quick/"
 	@echo "make bench PROFILE=coco-mini | PROFILE=coco COCO_ROOT=/data/coco"
 	@echo "make bench-throughput  setup + pytest-benchmark throughput tests"
@@ -49,6 +50,9 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(CLI) bench --profile $(PROFILE) $(if $(COCO_ROOT),--coco-root $(COCO_ROOT)) $(BENCH_ARGS)

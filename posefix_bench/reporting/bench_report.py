@@ -27,7 +27,7 @@ from pathlib import Path
 
 from posefix_bench.errors import PosefixError
 from posefix_bench.hashing import canonical_hash, file_hash
-from posefix_bench.record.schema import AblationResult, BenchRecord
+from posefix_bench.record.schema import AblationResult, BenchRecord, shown_path
 from posefix_bench.record.stats import judge
 from posefix_bench.reporting.ablation_page import ablation_markdown, slug
 from posefix_bench.reporting.context import ReportContext, report_context
@@ -35,7 +35,7 @@ from posefix_bench.reporting.index_page import index_markdown
 from posefix_bench.reporting.inputs_section import GAIN_PLOT, input_strength_points
 from posefix_bench.structures.io import atomic_write_json, atomic_write_text, read_json
 
-__all__ = ["PLOTS_VERSION", "metrics_record", "write_reports"]
+__all__ = ["PLOTS_VERSION", "metrics_record", "shown_paths", "write_reports"]
 
 # Bump when a plot's look changes: the per-ablation plots are redrawn only when their inputs or this change.
 PLOTS_VERSION = 2
@@ -51,6 +51,18 @@ def metrics_record(ctx: ReportContext, a: AblationResult) -> dict:
     return dict(s, factors=factors, verdict=verdicts, resolution=ctx.resolution,
                 occluded_resolution=ctx.occluded_resolution, evaluator=ctx.record.evaluator,
                 data_warnings=list(ctx.record.data_warnings))
+
+
+def shown_paths(value, cache_root: str):
+    """``value`` with every absolute path in it as reports show paths (:func:`~posefix_bench.record.schema.
+    shown_path`: repository-relative, ``<cache>/...``): a committed ``metrics.json`` names no machine's folders."""
+    if isinstance(value, dict):
+        return {k: shown_paths(v, cache_root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown_paths(v, cache_root) for v in value]
+    if isinstance(value, str) and os.path.isabs(value) and "\n" not in value:
+        return shown_path(value, cache_root)
+    return value
 
 
 def _current_plots(out: Path, key: str) -> list[str] | None:
@@ -98,7 +110,7 @@ def _write_ablation(ctx: ReportContext, a: AblationResult, out: Path, text: str)
             plots.append("profile.png")
             save_figure(_profile_figure(a.mix.profile), out / plots[-1])
     atomic_write_text(out / "report.md", text)
-    atomic_write_json(out / "metrics.json", dict(record, plots=plots, plots_key=key))
+    atomic_write_json(out / "metrics.json", shown_paths(dict(record, plots=plots, plots_key=key), ctx.record.cache_root))
 
 
 def _write_index_plots(ctx: ReportContext, out: Path) -> None:
@@ -137,7 +149,8 @@ def write_reports(record: BenchRecord, out_dir: str | os.PathLike, date: str | N
     for b in record.baselines:  # written like an ablation's: <out>/<source>+<method>/metrics.json
         delta = b.metrics["sources"][b.source]["delta"]
         atomic_write_json(out / b.name / "metrics.json",
-                          dict(b.metrics, verdict={b.source: judge(delta, ctx.resolution)}, resolution=ctx.resolution,
-                               evaluator=record.evaluator, data_warnings=list(record.data_warnings)))
+                          shown_paths(dict(b.metrics, verdict={b.source: judge(delta, ctx.resolution)},
+                                           resolution=ctx.resolution, evaluator=record.evaluator,
+                                           data_warnings=list(record.data_warnings)), record.cache_root))
     _write_index_plots(ctx, out)
     return atomic_write_text(out / "index.md", index)

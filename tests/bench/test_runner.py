@@ -98,6 +98,9 @@ def test_bench_command_writes_reports(tmp_path, capsys):
     # free baselines of the mmpose source (a heatmap head: flip test and DARK), written like an ablation
     assert [(b["source"], b["method"]) for b in bench["baselines"]] == [("sb-untrained", "flip-test"),
                                                                         ("sb-untrained", "dark")]
+    for written in (out / "tiny").rglob("*.*"):  # committed reports name no machine's folders
+        if written.suffix in (".md", ".json") and written.name != "bench.json":
+            assert str(tmp_path) not in written.read_text(), f"{written} holds an absolute path"
     for method in ("flip-test", "dark"):
         m = json.loads((out / "tiny" / f"sb-untrained+{method}" / "metrics.json").read_text())
         assert m["factors"]["method"] == method and m["untrained"] is True
