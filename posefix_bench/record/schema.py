@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -28,7 +29,7 @@ from typing import Any, Mapping
 from posefix_bench.errors import PosefixError
 
 __all__ = ["BENCH_FORMAT", "GATE_STATES", "DataInfo", "MixInfo", "SourceRun", "GateRun", "Run", "GateInfo",
-           "AblationResult", "FreeBaseline", "BenchRecord", "shown_path"]
+           "AblationResult", "FreeBaseline", "BenchRecord", "shown_path", "shown_text"]
 
 BENCH_FORMAT = "posefix-bench/bench/v3"  # v3: the default ablation's gate, evaluator and data warnings
 GATE_STATES = ("calibrated", "off")
@@ -52,6 +53,15 @@ def shown_path(path: str | os.PathLike, cache_root: str | os.PathLike | None = N
         return str(Path("..") / rel)
     except ValueError:
         return f"<elsewhere>/{p.name}"
+
+
+_ABS_PATH = re.compile(r"(?<![\w.~])/[^\s,;()'\"`]+")
+
+
+def shown_text(text: str, cache_root: str | os.PathLike | None = None) -> str:
+    """``text`` with every absolute path in it written as :func:`shown_path` writes it (a sentence that names a data
+    root or a checkpoint, e.g. a calibration's description, says ``../shared/data/coco-mini``)."""
+    return _ABS_PATH.sub(lambda m: shown_path(m.group(0), cache_root), text)
 
 
 def _need(rec: Any, keys, where: str) -> None:

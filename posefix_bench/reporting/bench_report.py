@@ -27,7 +27,7 @@ from pathlib import Path
 
 from posefix_bench.errors import PosefixError
 from posefix_bench.hashing import canonical_hash, file_hash
-from posefix_bench.record.schema import AblationResult, BenchRecord, shown_path
+from posefix_bench.record.schema import AblationResult, BenchRecord, shown_path, shown_text
 from posefix_bench.record.stats import judge
 from posefix_bench.reporting.ablation_page import ablation_markdown, slug
 from posefix_bench.reporting.context import ReportContext, report_context
@@ -62,6 +62,8 @@ def shown_paths(value, cache_root: str):
         return [shown_paths(v, cache_root) for v in value]
     if isinstance(value, str) and os.path.isabs(value) and "\n" not in value:
         return shown_path(value, cache_root)
+    if isinstance(value, str) and "/" in value:
+        return shown_text(value, cache_root)
     return value
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from posefix_bench.codecs.taxonomy import ERROR_TYPES
 from posefix_bench.record.metrics import FIXABLE, ap_value, mean_over_sources, overall_delta
-from posefix_bench.record.schema import BENCH_FORMAT, shown_path
+from posefix_bench.record.schema import BENCH_FORMAT, shown_path, shown_text
 from posefix_bench.record.stats import NOISE_PERSONS, judge
 from posefix_bench.reporting.context import SMALL_DATA_PERSONS, ReportContext, label, source_label
 from posefix_bench.reporting.inputs_section import free_baselines_section, input_strength_section
@@ -60,8 +60,9 @@ def setup_lines(ctx: ReportContext) -> list[str]:
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in t.items() if k != "total" and v is not None)
     where = "" if data.kind == "sandbox" else f" at `{shown_path(data.root, rec.cache_root)}`"
     return [
-        f"- **Data**: {data.description}{where}. Validation: {data.val_images} images, {data.val_persons} persons, "
-        f"{data.val_occluded_persons} of them tagged lower-body occluded (schema {data.schema}).",
+        f"- **Data**: {shown_text(data.description, rec.cache_root)}{where}. Validation: {data.val_images} images, "
+        f"{data.val_persons} persons, {data.val_occluded_persons} of them tagged lower-body occluded (schema "
+        f"{data.schema}).",
         f"- **Device**: {env.get('device_name', env.get('device', '-'))} (device {env.get('device', '-')}, CPU "
         f"capability {env.get('cpu_capability', '-')}); {env.get('jobs', '-')} job(s) at a time x "
         f"{env.get('threads_per_job', '-')} torch thread(s) each; 1-minute load average at the start "

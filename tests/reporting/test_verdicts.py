@@ -127,3 +127,14 @@ def test_gating_removes_harm_and_keeps_a_share_of_the_gain():
     assert "took" not in new[0] and new[-1] == ("Ungated refinement made things worse on none of the 1 source; gated "
                                                 "refinement makes things worse on s, where ungated it did not.")
     assert gate_sentences([], 0.01) == []
+
+
+def test_absolute_paths_in_report_text_are_shown_relative():
+    from posefix_bench.record.schema import REPO_ROOT, shown_text
+
+    root = REPO_ROOT.parent / "shared" / "data" / "coco-mini"
+    text = shown_text(f"training split train2017 of {root}, every image", "/nonexistent/cache")
+    assert text == "training split train2017 of ../shared/data/coco-mini, every image"
+    assert shown_text("/nonexistent/cache/train/ab/final.pth (seed 0)", "/nonexistent/cache") == \
+        "<cache>/train/ab/final.pth (seed 0)"
+    assert shown_text("AP 0.5 / 0.6, no path", None) == "AP 0.5 / 0.6, no path"
