@@ -36,11 +36,11 @@ profile = dict(
     default_ablation='r18_64x48_paper_lb-off_skip',
     comparisons=[
         dict(name='Head variants', tag='head',
-             question='Which head refines better: the published one (soft-argmax) or the stride-4 skip head?'),
+             question='Which head refines best, and which change (identity prior, stride-4 skip) carries the gain?'),
         dict(name='Lower-body augmentation', tag='lb', subset='occluded',
              question='Does shrinking the input legs and cutting out the lower body help occluded people?'),
         dict(name='Error-type mix', tag='mix',
-             question='Does an error profile measured from the estimator beat the paper table?'),
+             question='Which synthesised error types matter, and does a measured profile beat the paper table?'),
         dict(name='Backbone and input size', tag='backbone', speed=True,
              question='What do a deeper body and a larger crop buy, and at what training and inference cost?'),
     ],

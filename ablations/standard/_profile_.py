@@ -29,15 +29,5 @@ profile = dict(
     learning_curve=None,
     free_baselines=dict(methods=['flip-test', 'dark'], timing=dict(persons=32, rounds=2)),
     fps=dict(batches=[1, 32], precisions='auto', threads=2),
-    comparisons=[
-        dict(name='Head variants', tag='head',
-             question='Which head change carries the gain: the identity prior, the stride-4 skip, or both?'),
-        dict(name='Lower-body augmentation', tag='lb', subset='occluded',
-             question='Does shrinking the input legs and cutting out the lower body help occluded people?'),
-        dict(name='Error-type mix', tag='mix',
-             question='Which synthesised error types matter, and does a measured profile beat the paper table?'),
-        dict(name='Backbone and input size', tag='backbone', speed=True,
-             question='What do a deeper body and a larger crop buy, and at what training and inference cost?'),
-    ],
     # everything else (seeds, refinement, free baselines, default, learning curves) as quick's
 )
