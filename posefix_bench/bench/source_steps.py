@@ -47,7 +47,6 @@ class SourceSteps:
         input-strength ladder of one family; the source's ``iteration`` picks its rung (default the last)."""
         from posefix_bench.sources.mmpose_train import resolve_card, train_mmpose_estimator, train_mmpose_ladder
 
-        data = self.data()
         card = resolve_card(spec["card"])
         seed = int(spec.get("train_seed", 0))
         overrides = dict(spec.get("overrides", {}))
@@ -55,6 +54,7 @@ class SourceSteps:
         if spec.get("iteration") is not None and int(spec["iteration"]) not in ladder:
             raise PosefixError(f"profile {self.profile.name}: source {spec.get('name')!r}: iteration "
                                f"{spec['iteration']} is not a rung of {card.name}'s ladder {tuple(ladder)}")
+        data = self.data()
         step = self.cache.step("estimator", {
             "card": card.name, "card_file": file_hash(card.path), "data": data.fingerprint, "seed": seed,
             "overrides": overrides, "code": self.code(("sources",)),

@@ -184,3 +184,16 @@ def test_the_time_budget_grows_on_a_slower_machine_only():
     assert time_budget(budget, {"peaks": {"fp32": {"peak_gflops": 370.0}}})["allowance_minutes"] == 20.0
     assert time_budget(budget, {"peaks": {}})["allowance_minutes"] is None
     assert time_budget(None, {"peaks": {"fp32": {"peak_gflops": 100.0}}}) is None
+
+
+def test_a_source_names_a_rung_of_its_cards_ladder(tmp_path):
+    from posefix_bench.bench.profile import Profile
+    from posefix_bench.bench.steps import BenchSteps
+    from posefix_bench.errors import PosefixError
+
+    profile = Profile(name="p", folder=tmp_path, description="", sources=(), ablations=(), data={"kind": "sandbox"})
+    steps = BenchSteps(profile, tmp_path / "cache")
+    spec = dict(name="sb", type="mmpose-trained", card="sandbox-simplebaseline-r18-128x96", iteration=700)
+    with pytest.raises(PosefixError, match=r"iteration 700 is not a rung of .*ladder \(600, 1200, 1800, 2400\)"):
+        steps.estimator(spec)
+    assert not (tmp_path / "cache").exists()  # refused before any data or training
