@@ -92,12 +92,9 @@ class GateSteps:
                         batch_size=int(refine.get("batch_size", 32)), precision=refine["precision"],
                         progress=self.progress)
                 except PosefixError as e:  # the reason goes into reports: no absolute path of this machine
-                    from posefix_bench.record.schema import shown_path
+                    from posefix_bench.record.schema import shown_text
 
-                    data = self.data()
-                    reason = str(e).replace(str(data.root), shown_path(data.root, self.cache_root))
-                    return {"state": "off", "reason": "calibration failed: " + reason.replace(str(self.cache_root),
-                                                                                               "<cache>")}
+                    return {"state": "off", "reason": "calibration failed: " + shown_text(str(e), self.cache_root)}
                 step.mark_done({"gate": gate_summary(rec["gate"]), "seconds": time.perf_counter() - t0})
         summary = step.summary()
         return {"state": "calibrated", "key": step.key, "checkpoint": str(out), "gate": summary["gate"],

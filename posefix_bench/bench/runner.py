@@ -122,6 +122,7 @@ class BenchRunner:
         second += [Job(_job_profile, (self.spec, name), "predict", f"error profile of {name}") for name in profiled]
         done = self.executor.run(second, "estimator predictions and error profiles")
         sources.update({s["name"]: rec for s, rec in zip(needs_training, done)})
+        self._profiles = dict(zip(profiled, done[len(needs_training):]))  # measured source -> its profile.json
         ordered = [sources[s["name"]] for s in profile.sources]
         if not isinstance(self.executor, LocalExecutor):  # a training job gets a training's resources
             self.executor.run([self._train_job(a, seed) for a in measured for seed in a.seeds],
@@ -141,8 +142,8 @@ class BenchRunner:
         jobs += [Job(_job_curve, (self.spec, a.name, seed, ordered), "evaluate", f"learning curve {a.name} s{seed}")
                  for a, seed in curves]
         jobs += [Job(_job_baseline, (self.spec, src), "evaluate", f"analyse source {src['name']}") for src in ordered]
-        free = [(sources[name], method) for name, methods in free_baseline_methods(profile).items()
-                for method in methods]
+        free_methods = free_baseline_methods(profile)
+        free = [(sources[name], method) for name, methods in free_methods.items() for method in methods]
         n_before_free = len(jobs)
         jobs += [Job(_job_free_baseline, (self.spec, src, method), "evaluate", f"{src['name']} with {method}")
                  for src, method in free]
@@ -174,7 +175,7 @@ class BenchRunner:
                 for line in ([f"gate of {a.name}: off ({gate.reason})"] if gate.state == "off" else []):
                     self.log(line)
             ablations.append(self._ablation_result(a, runs, names, fps_by_model[key], curve, gate))
-        throughput = self._post_fps(free_baseline_methods(profile))
+        throughput = self._post_fps(free_methods)
         baselines = []
         for (src, method), run in zip(free, free_runs):
             card, speed = steps.source_spec(src["name"])["card"], throughput.get(src["name"])
@@ -210,7 +211,7 @@ class BenchRunner:
         factors = ablation_factors(a.config)
         mix = MixInfo(label=factors["mix"], spec=None if a.measured_source else a.config["data"].get("mix", "paper"))
         if a.measured_source:
-            path = self.steps.error_profile(a.measured_source)
+            path = self._profiles[a.measured_source]
             mix = MixInfo(label=factors["mix"], source=a.measured_source, profile=str(path),
                           profile_summary=profile_summary(path))
         config = shown_path(a.path)
@@ -290,6 +291,7 @@ def _job_evaluate(spec: RunSpec, ablation: str, seed: int, sources: list[dict], 
     s = _steps(spec)
     trained = s.train(s.profile.ablation(ablation), seed)
     cal = s.calibrate(trained) if gated else None
+    precision = s.refine_options(trained)["precision"]  # what every refinement of this refiner ran in
     runs, evaluators = [], set()
     for src in sources:
         if cal is not None and cal["state"] == "calibrated":
@@ -298,7 +300,7 @@ def _job_evaluate(spec: RunSpec, ablation: str, seed: int, sources: list[dict], 
             refined, gated_path = s.refine(trained, src), None
         analysis = s.analyse(src["results"], refined, ap_impact=False)
         run = run_of(ablation, seed, src["name"], trained, str(refined), analysis)
-        run.refine_precision = s.refine_options(trained)["precision"]
+        run.refine_precision = precision
         found = [analysis]
         if gated_path is not None:
             ga = s.analyse(src["results"], gated_path, ap_impact=False)

@@ -241,7 +241,6 @@ def shown_in_cache(path: Path, base: Path) -> str:
         return str(path)
 
 
-
 def subset_dataset(dataset: CocoDataset, limit: int | list, path: Path) -> CocoDataset:
     """The first ``limit`` images (or the images of a list of ids) of a dataset as its own annotation file (for
     profiling on part of a split, and the smoke run's validation images)."""

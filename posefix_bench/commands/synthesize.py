@@ -58,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
     _checks.print_warnings("synthesize", check_ground_truth(gt) + (check_results(estimates, args.estimator)
                                                                    if estimates else []))
     poses = synthesize_dataset(gt, mix, args.seed, estimates, samples=samples, progress=tqdm_progress)
-    if len(poses) == 0:
-        raise PosefixError(f"{args.gt}: no non-crowd person with labelled keypoints to synthesise from")
     save_results(args.out, poses.to_results())
     counts, expected = poses.class_counts(), poses.expected_counts()
     total = max(sum(counts.values()), 1)

@@ -90,18 +90,6 @@ class KeypointEvidence:
         return cls(nan.copy(), nan.copy(), np.asarray(in_conf, dtype=np.float64).reshape(n, k).copy(), nan.copy(),
                    np.zeros((n, k), bool))
 
-    def rows(self, index: np.ndarray) -> "KeypointEvidence":
-        """The evidence of a subset of poses (N' poses)."""
-        return KeypointEvidence(*(getattr(self, f)[index] for f in ("ref_conf", "input_mass", "in_conf", "move",
-                                                                    "refinable")))
-
-    def to_record(self) -> dict:
-        """Plain lists (NaN as None) for JSON."""
-        def clean(a):
-            return [[None if not np.isfinite(v) else float(v) for v in row] for row in np.asarray(a, np.float64)]
-        return {"ref_conf": clean(self.ref_conf), "input_mass": clean(self.input_mass), "in_conf": clean(self.in_conf),
-                "move": clean(self.move), "refinable": self.refinable.astype(int).tolist()}
-
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.nan_to_num(np.asarray(p, np.float64), nan=0.5), _EPS_P, 1.0 - _EPS_P)

@@ -67,7 +67,7 @@ from posefix_bench.engine.train_config import (
     milestone_iterations,
     parse_config,
 )
-from posefix_bench.engine.workdir import find_resume_checkpoint, lock_work_dir
+from posefix_bench.engine.workdir import check_work_dir, find_resume_checkpoint, lock_work_dir
 from posefix_bench.errors import PosefixError, file_error
 from posefix_bench.progress import Progress, no_progress
 from posefix_bench.structures.coco import CocoDataset, coco_split_paths
@@ -325,9 +325,7 @@ class Trainer:
 
     def run(self, resume: bool = False, progress: Progress = no_progress) -> dict:
         """Train from scratch (or from ``latest.pth`` with ``resume``) to ``max_iters``; the summary record."""
-        if not resume and (self.checkpoint_dir / "latest.pth").exists():
-            raise file_error(self.work_dir, "already holds a training run (resume it with --resume, or choose "
-                                            "another --work-dir)")
+        check_work_dir(self.work_dir, resume)
         self.resumed_from = self.iteration if resume and self.resume() else None
         for hook in self.hooks:
             hook.before_train(self)

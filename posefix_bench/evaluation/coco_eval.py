@@ -29,7 +29,7 @@ from posefix_bench.structures.coco import CocoDataset
 from posefix_bench.structures.results import DEFAULT_ABSENT_POLICY, absent_mask
 from posefix_bench.structures.transforms import keypoints_to_box
 
-__all__ = ["METRIC_KEYS", "EVALUATORS", "DEFAULT_EVALUATOR", "check_evaluator", "evaluate", "coco_eval_stats",
+__all__ = ["METRIC_KEYS", "EVALUATORS", "DEFAULT_EVALUATOR", "check_evaluator", "evaluate",
            "evaluate_stats"]
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
@@ -148,18 +148,6 @@ def evaluate_stats(
     to pycocotools or None) for validated results."""
     stats, backend, fallback, _ = _stats(gt, results, absent_policy, image_ids, person_ids, evaluator)
     return stats, backend, fallback
-
-
-def coco_eval_stats(
-    gt: CocoDataset,
-    results: Sequence[dict],
-    absent_policy: str = DEFAULT_ABSENT_POLICY,
-    image_ids: Iterable[int] | None = None,
-    person_ids: Iterable[int] | None = None,
-    evaluator: str = DEFAULT_EVALUATOR,
-) -> np.ndarray:
-    """``COCOeval.stats`` (10 floats, -1 where undefined) for validated results."""
-    return evaluate_stats(gt, results, absent_policy, image_ids, person_ids, evaluator)[0]
 
 
 def evaluate(

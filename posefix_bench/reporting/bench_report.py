@@ -33,7 +33,7 @@ from posefix_bench.reporting.ablation_page import ablation_markdown, slug
 from posefix_bench.reporting.context import ReportContext, report_context
 from posefix_bench.reporting.index_page import index_markdown
 from posefix_bench.reporting.inputs_section import GAIN_PLOT, input_strength_points
-from posefix_bench.structures.io import atomic_write_json, atomic_write_text, read_json
+from posefix_bench.structures.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 __all__ = ["PLOTS_VERSION", "metrics_record", "shown_paths", "write_reports"]
 
@@ -128,9 +128,13 @@ def _write_index_plots(ctx: ReportContext, out: Path) -> None:
                       (GAIN_PLOT, gain_input_figure(input_strength_points(ctx), str(ctx.default)))):
         if fig is not None:
             save_figure(fig, out / name)
-    for a in ctx.record.ablations:
+    for a in ctx.record.ablations:  # the ablation's own copy was drawn (or kept) just before: copy it
         if a.mix.measured:
-            save_figure(_profile_figure(a.mix.profile), out / f"profile_{a.name}.png")
+            drawn = out / a.name / "profile.png"
+            if drawn.is_file():
+                atomic_write_bytes(out / f"profile_{a.name}.png", drawn.read_bytes())
+            else:
+                save_figure(_profile_figure(a.mix.profile), out / f"profile_{a.name}.png")
 
 
 def write_reports(record: BenchRecord, out_dir: str | os.PathLike, date: str | None = None) -> Path:
