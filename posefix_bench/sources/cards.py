@@ -6,22 +6,21 @@ the mmpose wheel (``mmpose::body_2d_keypoint/...``; mmengine resolves the ``mmpo
 dict of metadata::
 
     _base_ = ['mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_res50_8xb64-210e_coco-256x192.py']
-    card = dict(
-        name='simplebaseline-r50-256x192', family='SimpleBaseline', description='...',
-        checkpoint='https://download.openmmlab.com/...pth',   # None / absent: trained here (sandbox cards)
-        trained_on='COCO train2017',
-        published=dict(AP=..., AP50=..., detector='...', source='https://github.com/open-mmlab/mmpose/...md'))
+    card = dict(name='simplebaseline-r50-256x192', family='SimpleBaseline', trained_on='COCO train2017',
+                description='...')
 
 Each fact is written once: the official config (:attr:`EstimatorCard.mmpose_config`) is the one ``mmpose::`` entry
 the ``_base_`` chain leads to, and the input size is the test pipeline's ``TopdownAffine`` size (a card may still
-state ``mmpose_config`` / ``input_size``; they are checked against the config). A sandbox card may add
-``ladder=(...)``: the training iterations at which :func:`posefix_bench.sources.mmpose_train.train_mmpose_ladder`
-saves its weights (estimators of one family at several strengths).
-
-A zoo card adds nothing else, so the model is exactly the published one; a sandbox card (``estimators/sandbox/``)
-overrides the base like any mmengine config (smaller input, shallower backbone, a short schedule) and is trained
-here by :func:`posefix_bench.sources.mmpose_train.train_mmpose_estimator`. Files whose names start with ``_`` are
-shared bases, not cards.
+state ``mmpose_config`` / ``input_size``; they are checked against the config). A *zoo card* assigns nothing but
+``_base_`` and ``card``, so its model is exactly the published one: its checkpoint URL and published accuracy are
+read from the model index that mmpose ships beside the config (the wheel's ``*.yml`` metafile whose ``Models`` entry
+names that config: ``Weights`` and the COCO ``Results``, :func:`metafile_entry`); a card may state ``checkpoint`` /
+``published`` itself (a model the metafiles do not list), and then they are taken as written. A sandbox card
+(``estimators/sandbox/``) overrides the base like any mmengine config (smaller input, shallower backbone, a short
+schedule), has no published weights and is trained here by
+:func:`posefix_bench.sources.mmpose_train.train_mmpose_estimator`; it may add ``ladder=(...)``: the training
+iterations at which :func:`posefix_bench.sources.mmpose_train.train_mmpose_ladder` saves its weights (estimators of
+one family at several strengths). Files whose names start with ``_`` are shared bases, not cards.
 
 The folder is ``$POSEFIX_ESTIMATORS`` if set, else ``estimators/`` at the repository root.
 """
@@ -45,11 +44,19 @@ __all__ = [
     "mmpose_configs_dir",
     "load_card",
     "discover_cards",
+    "metafile_entry",
+    "MMPOSE_COCO_DETECTOR",
 ]
 
 ESTIMATORS_ENV = "POSEFIX_ESTIMATORS"
 MMPOSE_SCOPE = "mmpose::"
 _REQUIRED = ("name", "family")
+_ZOO_ASSIGNMENTS = {"_base_", "card"}  # all a zoo card assigns: the model is exactly the official one
+# mmpose's COCO top-down results (README tables and metafiles) are measured on val2017 with the boxes of this detector
+MMPOSE_COCO_DETECTOR = ("person detector with human AP 56.4 on COCO val2017 "
+                        "(COCO_val2017_detections_AP_H_56_person.json)")
+MMPOSE_REPO = "https://github.com/open-mmlab/mmpose/blob/main/configs/"
+_METRICS = {"AP": "AP", "AP@0.5": "AP50", "AP@0.75": "AP75", "AR": "AR", "AR@0.5": "AR50"}  # metafile -> card
 _cache: dict[Path, tuple[tuple, "EstimatorCard"]] = {}
 
 
@@ -63,9 +70,11 @@ class EstimatorCard:
         family: model family (SimpleBaseline, HRNet, RTMPose, ...).
         mmpose_config: the official config it derives from, relative to mmpose's configs folder.
         input_size: (width, height) of the network input.
-        checkpoint: published checkpoint URL or path; None when the weights are trained here.
+        checkpoint: published checkpoint URL or path (the card's, else the mmpose metafile's for a zoo card);
+            None when the weights are trained here.
         trained_on: what the published / sandbox weights were trained on.
-        published: published accuracy with its detector and source page; None for sandbox cards.
+        published: published accuracy with its dataset, detector, source page and the metafile it was read from
+            (the card's own ``published`` if it states one); None for sandbox cards.
         description: one line.
         config: the full mmengine ``Config`` (base merged with the card's overrides).
         ladder: training iterations to save weights at for an input-strength ladder; () if none.
@@ -210,15 +219,24 @@ def load_card(path: str | os.PathLike) -> EstimatorCard:
     if pipe_size != input_size:
         raise file_error(p, f"card input_size {input_size} differs from the test pipeline's {pipe_size}")
     ladder = _ladder(p, meta.get("ladder", ()), cfg)
+    checkpoint, published = meta.get("checkpoint"), dict(meta["published"]) if meta.get("published") else None
+    if _assigned_names(p) <= _ZOO_ASSIGNMENTS and (checkpoint is None or published is None):
+        found = metafile_entry(mmpose_config)
+        if found is None and checkpoint is None:
+            raise file_error(p, f"no mmpose metafile lists {mmpose_config!r}: state the card's checkpoint "
+                                f"(and published accuracy) in the card")
+        if found is not None:
+            checkpoint = checkpoint or found[1].get("Weights")
+            published = published or _published(*found)
     card = EstimatorCard(
         name=str(meta["name"]),
         path=p,
         family=str(meta["family"]),
         mmpose_config=mmpose_config,
         input_size=input_size,
-        checkpoint=meta.get("checkpoint"),
+        checkpoint=checkpoint,
         trained_on=str(meta.get("trained_on", "")),
-        published=dict(meta["published"]) if meta.get("published") else None,
+        published=published,
         description=str(meta.get("description", "")),
         config=cfg,
         ladder=ladder,
@@ -239,6 +257,61 @@ def _ladder(path: Path, ladder, cfg) -> tuple[int, ...]:
         raise file_error(path, f"card ladder {list(ladder)} needs an iteration-based schedule reaching "
                                f"{ladder[-1]} iterations (train_cfg by_epoch=False, max_iters)")
     return tuple(ladder)
+
+
+def _assigned_names(path: Path) -> set[str]:
+    """The names a config file and its local ``_base_`` files assign at their top level (read without executing
+    them; the ``mmpose::`` base is the official config and not counted)."""
+    names = set()
+    for base in _base_files(path):
+        if not base.startswith(MMPOSE_SCOPE):
+            names |= _assigned_names((path.parent / base).resolve()) - {"card"}
+    for node in _parse(path).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, (ast.AnnAssign, ast.AugAssign)) else []
+        names.update(t.id for t in targets if isinstance(t, ast.Name))
+        if not isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)):
+            names.add(f"<{type(node).__name__}>")  # imports, functions, ...: not a plain zoo card
+    return names
+
+
+_metafiles: dict[str, tuple[Path, dict] | None] = {}
+
+
+def metafile_entry(mmpose_config: str) -> tuple[Path, dict] | None:
+    """(metafile, ``Models`` entry) of the model index shipped in the mmpose wheel beside ``mmpose_config``
+    (relative to mmpose's configs folder), or None where no metafile lists that config."""
+    if mmpose_config in _metafiles:
+        return _metafiles[mmpose_config]
+    import yaml
+
+    folder = (mmpose_configs_dir() / mmpose_config).parent
+    found = None
+    for yml in sorted(folder.glob("*.yml")):
+        text = yml.read_text(encoding="utf-8")
+        if Path(mmpose_config).name not in text:  # parse only the metafiles that can list it
+            continue
+        try:
+            models = (yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}).get("Models", [])
+        except yaml.YAMLError as e:
+            raise file_error(yml, f"mmpose metafile cannot be read ({type(e).__name__})") from None
+        found = next(((yml, m) for m in models if str(m.get("Config", "")).endswith(mmpose_config)), None)
+        if found:
+            break
+    _metafiles[mmpose_config] = found
+    return found
+
+
+def _published(yml: Path, entry: Mapping) -> dict | None:
+    """A zoo card's ``published``: the metafile's COCO results, with the detector mmpose measured them with and the
+    page of the table they come from (the ``.md`` beside the metafile in mmpose's repository)."""
+    results = [r for r in entry.get("Results") or [] if r.get("Dataset") == "COCO"]
+    if not results:
+        return None
+    rel = yml.relative_to(mmpose_configs_dir()).as_posix()
+    metrics = {_METRICS[k]: float(v) for k, v in results[0].get("Metrics", {}).items() if k in _METRICS}
+    return dict(metrics, dataset="COCO val2017", detector=MMPOSE_COCO_DETECTOR,
+                source=MMPOSE_REPO + rel.removesuffix(".yml") + ".md", metafile=f"mmpose/.mim/configs/{rel}")
 
 
 def _stamp(path: Path) -> tuple:
