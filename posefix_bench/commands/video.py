@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     from posefix_bench.engine.refine import RefinePostProcessor
     from posefix_bench.engine.video import FrameReader, load_frame_poses, refine_video
+    from posefix_bench.errors import file_error
     from posefix_bench.progress import tqdm_progress
     from posefix_bench.structures.checks import check_results
     from posefix_bench.structures.io import atomic_write_json
@@ -70,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
                                box=args.box)
     _checks.finite_weights(post.model, args.checkpoint)
     schema = get_schema(post.model.config.schema)
-    records = load_frame_poses(args.poses, post.model.config.num_keypoints)  # the refiner's keypoint count
+    k = post.model.config.num_keypoints
+    if len(records[0]["keypoints"]) != 3 * k:  # every record has the first one's length (checked when loaded)
+        raise file_error(args.poses, f"record 0 has {len(records[0]['keypoints'])} keypoint values, expected {3 * k} "
+                                     f"({k} keypoints x 3, the refiner's schema {schema.name})")
     if not post.trained:
         print(f"posefix-bench video: warning: {args.checkpoint} is an UNTRAINED refiner; its output is marked "
               f"\"untrained\": true and the rendering says so", file=sys.stderr)

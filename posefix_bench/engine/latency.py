@@ -12,8 +12,8 @@ import statistics
 import time
 
 import numpy as np
-import torch
 
+from posefix_bench.engine.precision import synchronize
 from posefix_bench.errors import PosefixError
 from posefix_bench.progress import Progress, no_progress
 
@@ -75,8 +75,7 @@ def e2e_latency(dataset, source, post, frames: int = 8, boxes=None, progress: Pr
         t2 = time.perf_counter()
         if len(kp):
             post.refine_image(image, kp, flip_index=dataset.schema.flip_index)
-        if post.device.type == "cuda":
-            torch.cuda.synchronize(post.device)
+        synchronize(post.device)
         t3 = time.perf_counter()
         rows.append(((t1 - t0) * 1e3, (t3 - t2) * 1e3, len(one.for_image(image_id)), len(kp)))
     timed = rows[1:]

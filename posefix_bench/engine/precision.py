@@ -60,7 +60,7 @@ __all__ = [
     "PRECISIONS", "CHOICES", "PROBE_BATCH", "MIN_GAIN", "EMULATED_RATIO", "BUDGET_S",
     "autocast", "dtype_of", "check_precision", "amp_to_precision", "native_support", "candidates", "decide",
     "measure", "train_step_fn", "infer_step_fn", "probe", "explicit_record", "resolve_precision",
-    "clear_probe_cache", "speed_text", "torch_threads",
+    "clear_probe_cache", "speed_text", "torch_threads", "synchronize",
 ]  # fmt: skip
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -262,30 +262,31 @@ def decide(ms: Mapping[str, float | None], native: Mapping[str, bool | None], de
 
 
 # -- measurement --------------------------------------------------------------------------------------------------
+def synchronize(device) -> None:
+    """Wait for the device's queued work (CUDA); a no-op on the CPU. Every timing in the suite goes through it."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
 def measure(step: Callable[[str], object], precisions, device="cpu", repeats: int = 3, budget_s: float = BUDGET_S,
             clock: Callable[[], float] = time.perf_counter) -> dict:
     """Time ``step(precision)`` per precision: one warm-up call, then up to ``repeats`` timed calls (median) while
     their total stays within ``budget_s``; a warm-up call longer than ``budget_s`` is the only call (its time is the
     estimate, ``warmup_only``). Returns ``{precision: {"ms", "first_ms", "repeats", "warmup_only"}}``."""
-    import torch
-
-    dev = torch.device(device)
-
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
     out = {}
     for p in precisions:
         t0 = clock()
         step(p)
-        sync()
+        synchronize(device)
         first = clock() - t0
         times: list[float] = []
         while first <= budget_s and len(times) < repeats and (not times or sum(times) + times[-1] <= budget_s):
             t0 = clock()
             step(p)
-            sync()
+            synchronize(device)
             times.append(clock() - t0)
         out[p] = {"ms": 1e3 * (statistics.median(times) if times else first), "first_ms": 1e3 * first,
                   "repeats": len(times), "warmup_only": not times}

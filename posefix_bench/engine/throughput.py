@@ -34,7 +34,7 @@ import torch
 
 from posefix_bench.codecs.heatmap import render_heatmaps, render_heatmaps_loop
 from posefix_bench.engine.latency import data_prep_benchmark, e2e_latency
-from posefix_bench.engine.precision import PRECISIONS, autocast, dtype_of, native_support, probe
+from posefix_bench.engine.precision import PRECISIONS, autocast, dtype_of, native_support, probe, synchronize
 from posefix_bench.engine.environment import environment, load_average
 from posefix_bench.errors import PosefixError
 from posefix_bench.models import RefinerConfig, build_refiner, fold_batchnorm, is_folded
@@ -121,12 +121,6 @@ class ThroughputSpec:
 
 
 # -- environment and timing -----------------------------------------------------------------------------------
-def synchronize(device: torch.device | str) -> None:
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
 def time_call(fn: Callable[[], object], device, warmup: int = 2, repeats: int = 3, min_time_s: float = 0.0,
               max_repeats: int = 100, before: Callable[[], object] | None = None) -> dict:
     """Median wall time of ``fn()`` with synchronisation; ``warmup`` untimed calls first.

@@ -104,7 +104,10 @@ def test_video_bad_inputs_are_one_line_errors(clip, tmp_path, capsys):
     beyond.write_text(json.dumps(poses + [dict(poses[0], frame=5)]))
     no_frame = tmp_path / "no_frame.json"
     no_frame.write_text(json.dumps([{k: v for k, v in poses[0].items() if k != "frame"}]))
+    k16 = tmp_path / "k16.json"  # a 16-keypoint pose file for a COCO-17 refiner
+    k16.write_text(json.dumps([dict(p, keypoints=p["keypoints"][:48]) for p in poses]))
     cases = [
+        (root / "clip.mp4", k16, "k16.json: record 0 has 48 keypoint values, expected 51 (17 keypoints x 3"),
         (root / "clip.mp4", beyond, "refers to frame 5"),
         (root / "frames", beyond, "refers to frame 5"),
         (root / "frames", no_frame, "no non-negative integer 'frame'"),
