@@ -34,23 +34,30 @@ def test_evaluate_and_diagnose_without_plots_import_nothing_heavy(val_gt, val_gt
             f"    assert main(['evaluate', {common}, '--out', {str(tmp_path / 'e')!r}]) == 0\n"
             f"    assert main(['diagnose', {common}, '--out', {str(tmp_path / 'd')!r}, '--no-plots']) == 0")
     assert _heavy_modules_after(code) == []
-    assert (tmp_path / "d" / "diagnosis.json").is_file() and not list((tmp_path / "d").glob("*.png"))
+    assert (tmp_path / "d" / "diagnosis.json").is_file() and not list((tmp_path / "d").glob("*.svg"))
     assert json.loads((tmp_path / "e" / "evaluation.json").read_text())["evaluator"] == "hotcoco"
 
 
-def test_diagnose_writes_its_numbers_before_the_plots(val_gt, val_gt_path, tmp_path):
-    """With plots, matplotlib comes in after diagnosis.json is on disk (the record survives a plotting failure)."""
+def test_diagnose_with_plots_imports_nothing_heavy_and_writes_its_numbers_first(val_gt, val_gt_path, tmp_path):
+    """With plots, ``diagnose`` never imports matplotlib (issue 18: the SVG plots are written as text), and the plot
+    module comes in only after diagnosis.json is on disk (the record survives a plotting failure)."""
     res = tmp_path / "res.json"
     save_results(res, noisy_results(val_gt, seed=4))
     out = tmp_path / "d"
+    plots = "posefix_bench.reporting.diagnosis_plots"
     code = ("import builtins, os, sys\nfrom posefix_bench.cli import main\nreal = builtins.__import__\n"
             "def guard(name, *a, **k):\n"
-            f"    if name.startswith('matplotlib') and 'matplotlib' not in sys.modules:\n"
-            f"        assert os.path.isfile({str(out / 'diagnosis.json')!r}), 'matplotlib before the numbers'\n"
+            f"    if name == {plots!r} and name not in sys.modules:\n"
+            f"        assert os.path.isfile({str(out / 'diagnosis.json')!r}), 'plots before the numbers'\n"
             "    return real(name, *a, **k)\n"
             "builtins.__import__ = guard\n"
             f"assert main(['diagnose', '--gt', {str(val_gt_path)!r}, '--results', {str(res)!r}, "
-            f"'--out', {str(out)!r}]) == 0")
-    assert _heavy_modules_after(code) == ["matplotlib"]
-    assert sorted(p.name for p in out.iterdir()) == ["ap_impact.png", "confidence_bins.png", "diagnosis.json",
-                                                      "error_types.png", "keypoint_errors.png"]
+            f"'--out', {str(out)!r}]) == 0\n"
+            f"assert {plots!r} in sys.modules")
+    assert _heavy_modules_after(code) == []
+    assert sorted(p.name for p in out.iterdir()) == ["ap_impact.svg", "confidence_bins.svg", "diagnosis.json",
+                                                      "error_types.svg", "keypoint_errors.svg"]
+
+
+def test_the_diagnosis_plot_module_imports_no_matplotlib():
+    assert _heavy_modules_after("import posefix_bench.reporting.diagnosis_plots") == []

@@ -1,7 +1,7 @@
 """Run a bench profile end to end: data, upstream sources, refiner ablations, refinement, AP, diagnosis, FPS.
 
 Writes ``<out>/<profile>/bench.json`` (the typed record: every number), ``<out>/<profile>/index.md`` (all ablations
-side by side) and ``<out>/<profile>/<ablation>/report.md`` with ``metrics.json`` and PNG plots, and leaves the
+side by side) and ``<out>/<profile>/<ablation>/report.md`` with ``metrics.json`` and its plots, and leaves the
 profile's default trained refiner at ``work_dirs/<profile>/default.pth`` (seed 0, with its calibrated refinement gate
 where the bench calibrated one: ``posefix-bench refine`` applies it by default). Steps are cached by content hash under
 the cache folder, so a second run with nothing changed only rewrites the reports, and a killed run resumes.

@@ -8,9 +8,10 @@ after correcting each error type. With --refined (the refiner's output, one-to-o
 the refined results plus the transition table (what refinement fixed and what it broke) and AP before/after.
 
 Writes DIR/diagnosis.json first (with the inputs' data warnings under ``warnings``,
-:mod:`posefix_bench.structures.checks`), then the plots error_types.png, ap_impact.png, keypoint_errors.png and
-confidence_bins.png (--no-plots: the numbers only, without loading matplotlib). The AP evaluations use --evaluator
-(see ``posefix-bench evaluate``); the record names the backend that computed each AP.
+:mod:`posefix_bench.structures.checks`), then the plots error_types.svg, ap_impact.svg, keypoint_errors.svg and
+confidence_bins.svg (SVG written as text, no matplotlib: :mod:`posefix_bench.reporting.svg`, issue 18; --no-plots:
+the numbers only). The AP evaluations use --evaluator (see ``posefix-bench evaluate``); the record names the
+backend that computed each AP.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _checks.add_gt(p)
     _checks.add_results(p)
     p.add_argument("--refined", type=Path, help="refined results, one-to-one with --results in the same order")
-    p.add_argument("--out", type=Path, required=True, help="output folder (diagnosis.json and PNG plots)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (diagnosis.json and SVG plots)")
     _checks.add_absent_policy(p)
     p.add_argument("--conf-bins", default=",".join(f"{e:g}" for e in DEFAULT_CONF_BINS),
                    help="comma-separated keypoint-confidence bin edges; the last bin is open-ended "

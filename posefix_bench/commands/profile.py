@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     gt, results, found = _checks.load_scored_inputs(args, "profile")
 
     from posefix_bench.evaluation.profile import measure_profile
-    from posefix_bench.reporting.diagnosis_plots import profile_figure, save_figure
+    from posefix_bench.reporting.mpl import save_figure
+    from posefix_bench.reporting.profile_plots import profile_figure
 
     warnings = _checks.print_warnings("profile", found)
     profile = measure_profile(gt, results, absent_policy=args.absent_policy,

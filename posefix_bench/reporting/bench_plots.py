@@ -14,9 +14,9 @@ own joints changed most under refinement, up and down (picked by the pair's anal
 (:mod:`posefix_bench.structures.transforms`) and draws ground truth, input and refined skeletons with
 :mod:`posefix_bench.reporting.draw`.
 
-Matplotlib with the Agg canvas and explicit :class:`~matplotlib.figure.Figure` objects (no pyplot state); figures are
-written atomically with :func:`~posefix_bench.reporting.diagnosis_plots.save_figure`. Names of untrained ablations
-carry "UNTRAINED" in every plot.
+Matplotlib with the Agg canvas and explicit :class:`~matplotlib.figure.Figure` objects (no pyplot state,
+:func:`~posefix_bench.reporting.mpl.figure`); figures are written atomically with
+:func:`~posefix_bench.reporting.mpl.save_figure`. Names of untrained ablations carry "UNTRAINED" in every plot.
 
 Shape legend: K keypoints, N detections, M matched keypoints, S seeds, H x W image.
 """
@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from posefix_bench.record.metrics import FIXABLE
 from posefix_bench.reporting.context import label
 from posefix_bench.reporting.diagnosis_plots import CLASS_COLORS
+from posefix_bench.reporting.mpl import figure as _figure
 from posefix_bench.structures.schema import KeypointSchema
 
 __all__ = [
@@ -45,12 +45,6 @@ CROP_COLORS = {"ground truth": (255, 255, 255), "input": (230, 25, 75), "refined
 CROP_COLOR_NAMES = {"ground truth": "white", "input": "red", "refined": "light blue"}
 CROP_TILE = (192, 256)  # (w, h) of one crop
 CROP_PADDING = 1.5  # crop box enlargement around the ground-truth box: room for input keypoints that are far off
-
-
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def _seed_points(ax, x: float, stat: dict, horizontal: bool = False, color: str = "black") -> None:

@@ -1,4 +1,4 @@
-"""The bench reports: a bench record rendered as Markdown, per-ablation metrics and PNG plots.
+"""The bench reports: a bench record rendered as Markdown, per-ablation metrics and plots (PNG; diagnosis: SVG).
 
 Layout written by :func:`write_reports`::
 
@@ -9,7 +9,7 @@ Layout written by :func:`write_reports`::
     <out>/<ablation>/report.md         one ablation (:mod:`~posefix_bench.reporting.ablation_page`)
     <out>/<ablation>/metrics.json      its numbers (:mod:`posefix_bench.record.metrics`) with the verdict per source,
                                        the evaluator, the data warnings and, for the default, ``factors.gate``
-    <out>/<ablation>/*.png             its plots
+    <out>/<ablation>/*.png, *.svg      its plots (the diagnosis plots per source are SVG)
     <out>/<source>+<method>/metrics.json  a free baseline (mmpose flip test / DARK) judged as a refinement is
 
 Pure presentation: the numbers come from the :class:`~posefix_bench.record.schema.BenchRecord` and the analysis
@@ -38,7 +38,7 @@ from posefix_bench.structures.io import atomic_write_bytes, atomic_write_json, a
 __all__ = ["PLOTS_VERSION", "metrics_record", "shown_paths", "write_reports"]
 
 # Bump when a plot's look changes: the per-ablation plots are redrawn only when their inputs or this change.
-PLOTS_VERSION = 2
+PLOTS_VERSION = 3
 
 
 def metrics_record(ctx: ReportContext, a: AblationResult) -> dict:
@@ -80,7 +80,7 @@ def _current_plots(out: Path, key: str) -> list[str] | None:
 
 
 def _profile_figure(path: str):
-    from posefix_bench.reporting.diagnosis_plots import profile_figure
+    from posefix_bench.reporting.profile_plots import profile_figure
     from posefix_bench.synthesis.error_profile import ErrorProfile
 
     return profile_figure(ErrorProfile.load(path))
@@ -88,8 +88,9 @@ def _profile_figure(path: str):
 
 def _write_ablation(ctx: ReportContext, a: AblationResult, out: Path, text: str) -> None:
     from posefix_bench.reporting.bench_plots import ap_before_after_figure, crop_panel
-    from posefix_bench.reporting.diagnosis_plots import PLOT_FILES, diagnosis_figures, save_figure
+    from posefix_bench.reporting.diagnosis_plots import PLOT_FILES, diagnosis_figures
     from posefix_bench.reporting.draw import write_image
+    from posefix_bench.reporting.mpl import save_figure
     from posefix_bench.structures.schema import get_schema
 
     record = metrics_record(ctx, a)
@@ -104,7 +105,7 @@ def _write_ablation(ctx: ReportContext, a: AblationResult, out: Path, text: str)
         for src in ctx.sources:
             for fig_name, fig in diagnosis_figures(ctx.diags[(a.name, src)]).items():
                 plots.append(f"{slug(src)}_{PLOT_FILES[fig_name]}")
-                save_figure(fig, out / plots[-1])
+                fig.write(out / plots[-1])
         if ctx.crops[a.name]:
             plots.append("crops.png")
             write_image(out / plots[-1], crop_panel(ctx.crops[a.name], get_schema(ctx.record.data.schema)))
@@ -119,7 +120,7 @@ def _write_index_plots(ctx: ReportContext, out: Path) -> None:
     from posefix_bench.reporting.bench_plots import (
         ap_delta_figure, fixed_broken_figure, gain_input_figure, learning_curve_figure, speed_gain_figure,
     )
-    from posefix_bench.reporting.diagnosis_plots import save_figure
+    from posefix_bench.reporting.mpl import save_figure
 
     save_figure(ap_delta_figure(ctx.summaries, ctx.sources, ctx.default), out / "ap_delta.png")
     save_figure(fixed_broken_figure(ctx.summaries, ctx.sources), out / "fixed_broken.png")

@@ -1,14 +1,14 @@
-"""Plots of the error diagnosis and of measured error profiles (PNG, matplotlib Agg, explicit Figure objects).
+"""Plots of the error diagnosis, as SVG files written directly as text (:mod:`posefix_bench.reporting.svg`).
 
 The figures follow Ronchi & Perona (ICCV 2017): error-type composition (their Fig. 5), AP improvement when each
 error type is corrected (Fig. 6), plus the per-keypoint composition and the estimator-confidence view of the PyTorch
-PoseFix re-implementation's finding that refinement helps confident keypoints only. They read the plain records of
-:func:`posefix_bench.evaluation.diagnosis.diagnose` and
-:class:`posefix_bench.synthesis.error_profile.ErrorProfile`; keypoint names and groups come from the record's schema.
-Results marked ``"untrained": true`` are labelled "(untrained)" in every legend.
+PoseFix re-implementation's finding that refinement helps confident keypoints only. They read the plain record of
+:func:`posefix_bench.evaluation.diagnosis.diagnose`; keypoint names and groups come from the record's schema.
+Results marked ``"untrained": true`` are labelled "(untrained)" in every legend and title.
 
-Each ``*_figure`` function returns a :class:`matplotlib.figure.Figure` (no pyplot state); the ``write``/``save``
-functions render them atomically and return the paths.
+No matplotlib here (issue 18: its import and layout cost more than the whole diagnosis): each ``*_figure`` function
+returns a :class:`~posefix_bench.reporting.svg.Canvas`, :func:`write_diagnosis_plots` writes them atomically. The
+measured error profile's plot is matplotlib, in :mod:`posefix_bench.reporting.profile_plots`.
 """
 
 from __future__ import annotations
@@ -16,19 +16,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-
-from posefix_bench.codecs.taxonomy import ERROR_TYPES, O_BINS, V_BINS
-from posefix_bench.structures.io import atomic_write_with
-from posefix_bench.synthesis.error_profile import ErrorProfile
+from posefix_bench.reporting.svg import Canvas, Panel, colormap, legend_size, nice_ticks, text_width, tick_labels
 
 __all__ = [
-    "CLASS_COLORS", "PLOT_FILES", "save_figure", "error_types_figure", "ap_impact_figure",
-    "keypoint_heatmap_figure", "confidence_figure", "diagnosis_figures", "write_diagnosis_plots",
-    "profile_figure", "save_profile_plot",
+    "CLASS_COLORS", "PLOT_FILES", "error_types_figure", "ap_impact_figure", "keypoint_heatmap_figure",
+    "confidence_figure", "diagnosis_figures", "write_diagnosis_plots",
 ]  # fmt: skip
 
 CLASS_COLORS = {
@@ -36,21 +28,13 @@ CLASS_COLORS = {
     "absent": "#9e9e9e",
 }  # fmt: skip
 PLOT_FILES = {
-    "error_types": "error_types.png", "ap_impact": "ap_impact.png", "keypoint_errors": "keypoint_errors.png",
-    "confidence_bins": "confidence_bins.png",
+    "error_types": "error_types.svg", "ap_impact": "ap_impact.svg", "keypoint_errors": "keypoint_errors.svg",
+    "confidence_bins": "confidence_bins.svg",
 }  # fmt: skip
-SPARSE_COUNT = 20  # profile cells with fewer keypoints are drawn faint (ErrorProfile.probabilities backs off there)
-
-
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Render ``fig`` to a PNG file atomically."""
-    return atomic_write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+OTHER_COLOR = "#555555"  # AP-impact rows that are not a class ("all")
+RUN_SWATCH = "#555555"  # legend swatch of "input" (plain) and "refined" (hatched)
+# font sizes (px)
+TITLE, LABEL, TICK, NOTE = 15, 13, 12, 10
 
 
 def _runs(diag: dict) -> list[tuple[str, dict]]:
@@ -61,127 +45,170 @@ def _runs(diag: dict) -> list[tuple[str, dict]]:
     return [(f"{name} (untrained)" if rec.get("untrained") else name, rec) for name, rec in runs]
 
 
-def _fractions(counts: dict, classes) -> np.ndarray:
+def _fractions(counts: dict, classes) -> list[float]:
     total = counts["total"]
-    return np.asarray([counts[c] / total if total else 0.0 for c in classes])
+    return [counts[c] / total if total else 0.0 for c in classes]
 
 
-def _stacked_bars(ax, x, fractions: np.ndarray, classes, width: float, hatch: str | None = None, legend=True):
-    """Stacked vertical bars: ``fractions`` (n_bars, n_classes) at positions ``x``."""
-    bottom = np.zeros(len(x))
-    for c, name in enumerate(classes):
-        ax.bar(x, fractions[:, c], width, bottom=bottom, color=CLASS_COLORS[name], hatch=hatch,
-               edgecolor="white", linewidth=0.5, label=name if legend else None)
-        bottom += fractions[:, c]
+def _stacked_bar(panel: Panel, x: float, fractions: list[float], classes, width: float, hatch: bool) -> None:
+    bottom = 0.0
+    for frac, name in zip(fractions, classes):
+        panel.bar(x, frac, width, bottom, fill=CLASS_COLORS[name], hatch=hatch)
+        bottom += frac
+
+
+def _fraction_axis(panel: Panel, ylabel: str) -> float:
+    """Frame, y ticks 0..1 and the y label of a fraction panel; returns the tick labels' width."""
+    panel.frame()
+    w = panel.yticks(tick_labels(nice_ticks(0.0, 1.0, 5)), size=TICK)
+    panel.ylabel(ylabel, w + 4, size=LABEL)
+    return w
 
 
 # -- diagnosis figures ---------------------------------------------------------------------------------------------
-def error_types_figure(diag: dict) -> Figure:
+def error_types_figure(diag: dict) -> Canvas:
     """Stacked error-type fractions, all keypoints and per body-part group, input (and refined) side by side."""
     classes, runs = diag["classes"], _runs(diag)
     scopes = ["all"] + list(diag["schema"]["groups"])
-    fig = _figure(1.6 + 1.3 * len(scopes) * len(runs), 4.2)
-    ax = fig.add_subplot()
+    legend = [(c, CLASS_COLORS[c]) for c in classes]
+    run_legend = [(label, RUN_SWATCH, r > 0) for r, (label, _) in enumerate(runs)] if len(runs) > 1 else []
+    lw = max(legend_size(entries, NOTE + 1)[0] for entries in (legend, run_legend) if entries)
+    pw, left, top = 125 * len(scopes) * len(runs), 80, 40
+    title = "Keypoint error types (Ronchi & Perona)" + (", input vs refined (hatched)" if len(runs) > 1 else "")
+    pw = max(pw, text_width(title, TITLE) - lw)
+    canvas = Canvas(left + pw + lw + 20, 420, title=title)
+    panel = canvas.panel(left, top, pw, 420 - top - 40, (-0.5, len(scopes) - 0.5), (0.0, 1.18))
     width = 0.8 / len(runs)
     for r, (label, rec) in enumerate(runs):
         counts = [rec["counts"]] + [rec["per_group"][g] for g in scopes[1:]]
-        x = np.arange(len(scopes)) + (r - (len(runs) - 1) / 2) * width
-        _stacked_bars(ax, x, np.stack([_fractions(c, classes) for c in counts]), classes, width * 0.95,
-                      hatch=None if r == 0 else "//", legend=r == 0)
-        for xi, c in zip(x, counts):
-            ax.text(xi, 1.01, f"{label}\nn={c['total']}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(np.arange(len(scopes)), scopes)
-    ax.set_ylim(0, 1.18)
-    ax.set_ylabel("fraction of matched keypoints")
-    ax.set_title("Keypoint error types (Ronchi & Perona)" + (", input vs refined (hatched)" if len(runs) > 1 else ""))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    return fig
+        for i, c in enumerate(counts):
+            x = i + (r - (len(runs) - 1) / 2) * width
+            _stacked_bar(panel, x, _fractions(c, classes), classes, width * 0.95, hatch=r > 0)
+            panel.text(x, 1.01, f"{label}\nn={c['total']}", size=NOTE - 1, anchor="middle", valign="bottom")
+    _fraction_axis(panel, "fraction of matched keypoints")
+    panel.xticks([(i, s) for i, s in enumerate(scopes)], size=TICK)
+    panel.title(title, size=TITLE)
+    _, lh = canvas.legend(left + pw + 8, top, legend, size=NOTE + 1)
+    if run_legend:
+        canvas.legend(left + pw + 8, top + lh + 8, run_legend, size=NOTE + 1)
+    return canvas
 
 
-def ap_impact_figure(diag: dict) -> Figure | None:
+def ap_impact_figure(diag: dict) -> Canvas | None:
     """AP gained by correcting each error type in isolation and all together (None without AP impact)."""
     runs = [(label, rec) for label, rec in _runs(diag) if rec.get("ap_impact")]
     if not runs:
         return None
     names = list(runs[0][1]["ap_impact"])
-    fig = _figure(7.0, 0.9 + 0.45 * len(names) * len(runs))
-    ax = fig.add_subplot()
+    base = ", ".join(f"{label} AP {rec['ap']['AP']:.3f}" for label, rec in runs if rec["ap"]["AP"] is not None)
+    title = f"AP impact of each error type ({base})"
+    deltas = [[rec["ap_impact"][n]["delta_AP"] or 0.0 for n in names] for _, rec in runs]
+    lo, hi = min(0.0, *(min(d) for d in deltas)), max(0.0, *(max(d) for d in deltas))
+    span = (hi - lo) or 0.01
+    xlim = (lo - 0.45 * span if lo < 0 else 0.0, hi + 0.45 * span)  # room for the value labels
+    left = 20 + max(text_width(n, TICK) for n in names)
+    ph = 45 * len(names) * len(runs)
+    pw = max(560.0, text_width(title, LABEL) - left + 40)
+    canvas = Canvas(left + pw + 20, ph + 90, title=title)
+    panel = canvas.panel(left, 35, pw, ph, xlim, (-0.5, len(names) - 0.5), flip_y=True)
     height = 0.8 / len(runs)
     for r, (label, rec) in enumerate(runs):
-        y = np.arange(len(names)) + (r - (len(runs) - 1) / 2) * height
-        deltas = [rec["ap_impact"][n]["delta_AP"] or 0.0 for n in names]
-        colors = [CLASS_COLORS.get(n, "#555555") for n in names]
-        ax.barh(y, deltas, height * 0.9, color=colors, hatch=None if r == 0 else "//", edgecolor="white")
-        for yi, n, d in zip(y, names, deltas):
-            k = rec["ap_impact"][n]["keypoints"]
-            ax.text(d, yi, f" {d:+.3f} ({label}, {k} kp)", va="center", fontsize=7)
-    ax.set_yticks(np.arange(len(names)), names)
-    ax.invert_yaxis()
-    base = ", ".join(f"{label} AP {rec['ap']['AP']:.3f}" for label, rec in runs if rec["ap"]["AP"] is not None)
-    ax.set_xlabel("AP gain when the keypoints of this class are corrected")
-    ax.set_title(f"AP impact of each error type ({base})", fontsize=9)
-    ax.margins(x=0.45)
-    return fig
+        for i, (n, d) in enumerate(zip(names, deltas[r])):
+            y = i + (r - (len(runs) - 1) / 2) * height
+            panel.barh(y, d, height * 0.9, fill=CLASS_COLORS.get(n, OTHER_COLOR), hatch=r > 0)
+            note = f"{d:+.3f} ({label}, {rec['ap_impact'][n]['keypoints']} kp)"
+            canvas.text(panel.px(d) + (4 if d >= 0 else -4), panel.py(y), note, size=NOTE, valign="middle",
+                        anchor="start" if d >= 0 else "end", cls="value")
+    panel.frame()
+    if lo < 0:
+        canvas.line(panel.px(0), panel.y, panel.px(0), panel.y + panel.h, stroke="#444444", width=0.8)
+    panel.yticks([(i, n) for i, n in enumerate(names)], size=TICK)
+    h = panel.xticks(tick_labels(nice_ticks(*xlim)), size=TICK)
+    panel.xlabel("AP gain when the keypoints of this class are corrected", h + 4, size=LABEL)
+    panel.title(title, size=LABEL)
+    return canvas
 
 
-def keypoint_heatmap_figure(diag: dict) -> Figure:
-    """Per-keypoint class fractions (rows keypoints, columns classes), one panel per results file."""
+def keypoint_heatmap_figure(diag: dict) -> Canvas:
+    """Per-keypoint class fractions (rows keypoints, columns classes), one panel per results file, cell values
+    written in the cells, a colour bar of the viridis-like map."""
     classes, runs = diag["classes"], _runs(diag)
     names = diag["schema"]["keypoints"]
-    fig = _figure(1.5 + 4.0 * len(runs), max(3.5, 1.2 + 0.3 * len(names)))
-    axes = fig.subplots(1, len(runs), squeeze=False)[0]
-    image = None
-    for ax, (label, rec) in zip(axes, runs):
-        rows = [rec["per_keypoint"][n] for n in names]
-        frac = np.stack([_fractions(c, classes) for c in rows])
-        image = ax.imshow(frac, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-        for (i, j), v in np.ndenumerate(frac):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black")
-        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-        ax.set_yticks(range(len(names)), [f"{n} ({c['total']})" for n, c in zip(names, rows)], fontsize=7)
-        ax.set_title(label)
-    fig.colorbar(image, ax=list(axes), label="fraction of matches")
-    fig.suptitle("Error types per keypoint (number of matched keypoints in brackets)", fontsize=9)
-    return fig
+    cell_w, cell_h = 48, max(18, min(50, 440 / max(1, len(names))))
+    pw, ph = cell_w * len(classes), cell_h * len(names)
+    labels = [[f"{n} ({rec['per_keypoint'][n]['total']})" for n in names] for _, rec in runs]
+    lefts = [12 + max(text_width(s, NOTE) for s in lab) for lab in labels]
+    below = 12 + max(text_width(c, TICK) for c in classes) * 0.71 + TICK
+    top = 62
+    title = "Error types per keypoint (number of matched keypoints in brackets)"
+    width = sum(left + pw + 16 for left in lefts) + 110
+    canvas = Canvas(max(width, text_width(title, LABEL) + 20), top + ph + below + 10, title=title)
+    x = 0.0
+    for (label, rec), left, lab in zip(runs, lefts, labels):
+        x += left
+        panel = canvas.panel(x, top, pw, ph, (-0.5, len(classes) - 0.5), (-0.5, len(names) - 0.5), flip_y=True)
+        for i, n in enumerate(names):
+            for j, v in enumerate(_fractions(rec["per_keypoint"][n], classes)):
+                canvas.rect(panel.px(j - 0.5), panel.py(i - 0.5), cell_w, cell_h, colormap(v), cls="cell")
+                panel.text(j, i, f"{v:.2f}", size=NOTE - 1, anchor="middle", valign="middle",
+                           color="#ffffff" if v < 0.6 else "#000000", cls="value")
+        panel.frame()
+        panel.yticks(list(enumerate(lab)), size=NOTE)
+        panel.xticks(list(enumerate(classes)), size=TICK, rotate=-45)
+        panel.title(label, size=TITLE)
+        x += pw + 16
+    canvas.colorbar(x + 8, top, 18, ph, "fraction of matches", size=NOTE + 1)
+    canvas.text(canvas.width / 2, 20, title, size=LABEL, anchor="middle", valign="middle", cls="suptitle")
+    return canvas
 
 
-def confidence_figure(diag: dict) -> Figure:
+def confidence_figure(diag: dict) -> Canvas:
     """Class composition per estimator-confidence bin; with refined results, fixed and broken rates per bin."""
-    classes, labels = diag["classes"], diag["conf_bin_labels"]
+    classes, labels, runs = diag["classes"], diag["conf_bin_labels"], _runs(diag)
     refined = diag.get("transitions") is not None
-    fig = _figure(5.0 + 4.5 * refined, 4.0)
-    axes = fig.subplots(1, 1 + refined, squeeze=False)[0]
+    legend = [(c, CLASS_COLORS[c]) for c in classes]
+    fb_legend = [("fixed: non-good -> good", CLASS_COLORS["good"]), ("broken: good -> non-good", CLASS_COLORS["miss"])]
+    pw, ph, left, top = max(300, 80 * len(labels)), 300, 80, 40
+    lw = legend_size(legend, NOTE + 1)[0]
+    width = left + pw + lw + 20 + (left + pw + legend_size(fb_legend, NOTE + 1)[0] + 20 if refined else 0)
+    title = "Error types by estimator confidence" + (", what refinement did" if refined else "")
+    canvas = Canvas(width, top + ph + 60, title=title)
+    xlim = (-0.5, len(labels) - 0.5)
+    panel = canvas.panel(left, top, pw, ph, xlim, (0.0, 1.1))
     counts = [diag["per_confidence"][b] for b in labels]
-    _stacked_bars(axes[0], np.arange(len(labels)), np.stack([_fractions(c, classes) for c in counts]), classes, 0.8)
     for x, c in enumerate(counts):
-        axes[0].text(x, 1.01, f"n={c['total']}", ha="center", va="bottom", fontsize=7)
-    axes[0].set_xticks(range(len(labels)), labels)
-    axes[0].set(ylim=(0, 1.1), xlabel="estimator keypoint confidence", ylabel="fraction of matched keypoints",
-                title=_runs(diag)[0][0] + " error types by confidence")
-    axes[0].legend(fontsize=7, loc="lower right")
+        _stacked_bar(panel, x, _fractions(c, classes), classes, 0.8, hatch=False)
+        panel.text(x, 1.01, f"n={c['total']}", size=NOTE - 1, anchor="middle", valign="bottom")
+    _fraction_axis(panel, "fraction of matched keypoints")
+    h = panel.xticks(list(enumerate(labels)), size=TICK)
+    panel.xlabel("estimator keypoint confidence", h + 2, size=LABEL)
+    panel.title(f"{runs[0][0]} error types by confidence", size=TITLE)
+    canvas.legend(left + pw + 8, top, legend, size=NOTE + 1)
     if refined:
-        _fixed_broken_bars(axes[1], diag["transitions"]["per_confidence"], labels, _runs(diag)[1][0])
-    return fig
+        second = canvas.panel(2 * left + pw + lw + 20, top, pw, ph, xlim, (0.0, 1.1))
+        _fixed_broken_bars(second, diag["transitions"]["per_confidence"], labels, runs[1][0])
+        canvas.legend(second.x + pw + 8, top, fb_legend, size=NOTE + 1)
+    return canvas
 
 
-def _fixed_broken_bars(ax, per_bin: dict, labels, refined_label: str) -> None:
-    x = np.arange(len(labels))
-    recs = [per_bin[b] for b in labels]
-    n_err = [sum(f["input"] for f in r["fixed"].values()) for r in recs]
-    fixed = [r["fixed_total"] / n if n else 0.0 for r, n in zip(recs, n_err)]
-    broken = [r["broken"]["rate"] or 0.0 for r in recs]
-    ax.bar(x - 0.2, fixed, 0.4, color=CLASS_COLORS["good"], label="fixed: non-good -> good")
-    ax.bar(x + 0.2, broken, 0.4, color=CLASS_COLORS["miss"], label="broken: good -> non-good")
-    for xi, f, b, n, r in zip(x, fixed, broken, n_err, recs):
-        ax.text(xi - 0.2, f, f"{r['fixed_total']}/{n}", ha="center", va="bottom", fontsize=7)
-        ax.text(xi + 0.2, b, f"{r['broken']['broken']}/{r['broken']['input']}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(x, labels)
-    ax.set(ylim=(0, 1.1), xlabel="input keypoint confidence", ylabel="rate",
-           title=f"what refinement did ({refined_label})")
-    ax.legend(fontsize=7, loc="upper left")
+def _fixed_broken_bars(panel: Panel, per_bin: dict, labels, refined_label: str) -> None:
+    for x, b in enumerate(labels):
+        r = per_bin[b]
+        n_err = sum(f["input"] for f in r["fixed"].values())
+        fixed = r["fixed_total"] / n_err if n_err else 0.0
+        broken = r["broken"]["rate"] or 0.0
+        panel.bar(x - 0.2, fixed, 0.4, fill=CLASS_COLORS["good"], stroke=None, cls="bar fixed")
+        panel.bar(x + 0.2, broken, 0.4, fill=CLASS_COLORS["miss"], stroke=None, cls="bar broken")
+        panel.text(x - 0.2, fixed, f"{r['fixed_total']}/{n_err}", size=NOTE - 1, anchor="middle", valign="bottom")
+        panel.text(x + 0.2, broken, f"{r['broken']['broken']}/{r['broken']['input']}", size=NOTE - 1,
+                   anchor="middle", valign="bottom")
+    _fraction_axis(panel, "rate")
+    h = panel.xticks(list(enumerate(labels)), size=TICK)
+    panel.xlabel("input keypoint confidence", h + 2, size=LABEL)
+    panel.title(f"what refinement did ({refined_label})", size=TITLE)
 
 
-def diagnosis_figures(diag: dict) -> dict[str, Figure]:
+def diagnosis_figures(diag: dict) -> dict[str, Canvas]:
     """The diagnosis plots by name (keys of :data:`PLOT_FILES`; ``ap_impact`` only when it was measured)."""
     figs = {
         "error_types": error_types_figure(diag),
@@ -193,48 +220,10 @@ def diagnosis_figures(diag: dict) -> dict[str, Figure]:
 
 
 def write_diagnosis_plots(diag: dict, out_dir: str | os.PathLike, figures: dict | None = None) -> list[Path]:
-    """Write the diagnosis plots as PNGs in ``out_dir`` (file names :data:`PLOT_FILES`); returns the paths.
+    """Write the diagnosis plots as SVG files in ``out_dir`` (file names :data:`PLOT_FILES`), each atomically;
+    returns the paths.
 
-    ``figures`` may be given pre-built (:func:`diagnosis_figures`) so that a command renders before writing.
+    ``figures`` may be given pre-built (:func:`diagnosis_figures`) so that a command lays out before writing.
     """
     figures = diagnosis_figures(diag) if figures is None else figures
-    return [save_figure(fig, Path(out_dir) / PLOT_FILES[name]) for name, fig in figures.items()]
-
-
-# -- error profiles ------------------------------------------------------------------------------------------------
-def profile_figure(profile: ErrorProfile) -> Figure:
-    """One panel per (V bin, O bin): per-joint stacked class frequencies, with the keypoint count of each joint.
-
-    Joints with fewer than :data:`SPARSE_COUNT` keypoints in a cell are drawn faint: their frequencies are noisy
-    (and :meth:`ErrorProfile.probabilities` backs off to pooled counts there).
-    """
-    freq, counts = np.nan_to_num(profile.frequencies()), profile.counts.sum(axis=-1)
-    k = profile.num_keypoints
-    fig = _figure(3.0 * len(O_BINS) + 1.5, 0.9 + len(V_BINS) * (0.8 + 0.17 * k))
-    axes = fig.subplots(len(V_BINS), len(O_BINS), sharex=True, sharey=True, squeeze=False)
-    y = np.arange(k)
-    for (vi, oi), ax in np.ndenumerate(axes):
-        left = np.zeros(k)
-        dense = counts[vi, oi] >= SPARSE_COUNT
-        for c, name in enumerate(ERROR_TYPES):
-            for rows, alpha in ((dense, 1.0), (~dense, 0.35)):
-                ax.barh(y[rows], freq[vi, oi, rows, c], 0.8, left=left[rows], color=CLASS_COLORS[name], alpha=alpha)
-            left += freq[vi, oi, :, c]
-        for j in range(k):
-            ax.text(1.01, y[j], str(counts[vi, oi, j]), va="center", fontsize=6)
-        ax.set_title(f"{V_BINS[vi]}, {O_BINS[oi]}: n={counts[vi, oi].sum()}, absent {profile.absent[vi, oi].sum()}",
-                     fontsize=8)
-        ax.set_xlim(0, 1.15)
-    axes[0, 0].set_yticks(y, profile.keypoints)
-    for ax in axes.flat:
-        ax.tick_params(labelsize=6)
-    axes[0, 0].invert_yaxis()
-    handles = [Patch(color=CLASS_COLORS[name], label=name) for name in ERROR_TYPES]
-    fig.legend(handles=handles, loc="outside upper right", ncols=len(ERROR_TYPES), fontsize=7)
-    fig.suptitle(f"Measured error profile ({profile.schema}); numbers: keypoints per joint; faint: fewer than "
-                 f"{SPARSE_COUNT}", fontsize=9, x=0.02, ha="left")
-    return fig
-
-
-def save_profile_plot(profile: ErrorProfile, path: str | os.PathLike) -> Path:
-    return save_figure(profile_figure(profile), path)
+    return [fig.write(Path(out_dir) / PLOT_FILES[name]) for name, fig in figures.items()]

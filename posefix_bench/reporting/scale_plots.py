@@ -3,7 +3,8 @@
 :func:`scale_figure` draws ``scale.json``: milliseconds per person of every stage against the number of persons
 (flat lines are linear cost; the acceptance is a ratio of at most 1.3 between the largest and the smallest size)
 and each stage process's peak resident memory. :func:`stage_reports` is the harness's ``reports`` stage: the
-diagnosis plots of the refined run, as the bench writes them for every run, timed like every other stage.
+diagnosis plots of the refined run (SVG), as the bench writes them for every run, timed like every other stage;
+matplotlib is imported only by the scale plot itself.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from posefix_bench.reporting.diagnosis_plots import _figure, save_figure, write_diagnosis_plots
+from posefix_bench.reporting.diagnosis_plots import write_diagnosis_plots
 from posefix_bench.structures.io import read_json
 
 __all__ = ["REPORTS_STAGE", "scale_figure", "save_scale_plot", "stage_reports"]
@@ -28,10 +29,12 @@ def stage_reports(ctx: dict) -> dict:
 
 def scale_figure(record: dict):
     """Two panels over the persons of each size (log axis): CPU (and wall) ms per person per stage, peak RSS."""
+    from posefix_bench.reporting.mpl import figure
+
     sizes = record["sizes"]
     persons = [s["persons"] for s in sizes]
     stages = list(sizes[-1]["stages"])
-    fig = _figure(11.0, 4.2)
+    fig = figure(11.0, 4.2)
     ax_t, ax_m = fig.subplots(1, 2)
     def series(stage: str, key: str) -> list[float]:
         return [s["stages"][stage].get(key, float("nan")) if stage in s["stages"] else float("nan") for s in sizes]
@@ -59,4 +62,7 @@ def scale_figure(record: dict):
 
 
 def save_scale_plot(record: dict, path: str | os.PathLike) -> Path:
+    """Draw :func:`scale_figure` and write it as a PNG atomically."""
+    from posefix_bench.reporting.mpl import save_figure
+
     return save_figure(scale_figure(record), Path(path))

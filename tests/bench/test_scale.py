@@ -47,7 +47,7 @@ def test_scale_command_at_tiny_sizes(tmp_path, capsys):
     full = rec["sizes"][-1]["stages"]
     assert full["predict-synthetic"]["info"]["poses"] == rec["sizes"][-1]["persons"]
     assert full["refine"]["info"]["untrained"]
-    assert full["reports"]["info"]["plots"] and (tmp_path / "work" / "images-8" / "plots" / "error_types.png").is_file()
+    assert full["reports"]["info"]["plots"] and (tmp_path / "work" / "images-8" / "plots" / "error_types.svg").is_file()
     assert rec["full_size"]["persons"] == rec["sizes"][-1]["persons"]
     assert rec["full_size"]["peak_rss_mb"] == max(s["peak_rss_mb"] for s in full.values())
     assert rec["machine"]["cpu_capability"] and rec["machine"]["matmul_peak_fp32_gflops"] > 0

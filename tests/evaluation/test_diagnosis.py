@@ -290,7 +290,7 @@ def test_cli_diagnose_matches_cli_evaluate_and_is_deterministic(val_gt, val_gt_p
     assert diag["ap_change"]["AP"]["after"] > diag["ap_change"]["AP"]["before"]
     assert (tmp_path / "d" / "diagnosis.json").read_bytes() == (tmp_path / "d2" / "diagnosis.json").read_bytes()
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
-        "ap_impact.png", "confidence_bins.png", "diagnosis.json", "error_types.png", "keypoint_errors.png"]
+        "ap_impact.svg", "confidence_bins.svg", "diagnosis.json", "error_types.svg", "keypoint_errors.svg"]
     assert sorted(p.name for p in (tmp_path / "d2").iterdir()) == ["diagnosis.json"]
     out = capsys.readouterr().out
     assert "AP impact" in out and "fixed" in out and "time:" in out

@@ -101,4 +101,4 @@ def test_diagnose_5k_command(benchmark, big, tmp_path, plots):
                               rounds=3, iterations=1, warmup_rounds=0)
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "diagnosis.json").read_text())["ap"] == reference["metrics"]
-    assert len(list(out.glob("*.png"))) == (4 if plots else 0)
+    assert len(list(out.glob("*.svg"))) == (4 if plots else 0)

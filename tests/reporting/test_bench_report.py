@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import xml.etree.ElementTree as ET
 
 import matplotlib.image
 import numpy as np
@@ -217,10 +218,14 @@ def test_every_report_file_is_written_as_valid_output(written, record):
         assert (folder / "report.md").is_file()
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["format"] == METRICS_FORMAT and metrics["seeds"] == a.seeds
-        for png in ("ap_before_after.png", f"{SOURCE}_error_types.png", f"{SOURCE}_ap_impact.png",
-                    f"{SOURCE}_keypoint_errors.png", f"{SOURCE}_confidence_bins.png", "crops.png"):
+        for png in ("ap_before_after.png", "crops.png"):
             img = matplotlib.image.imread(folder / png)
             assert img.shape[0] > 100 and img[..., :3].std() > 0.05, png  # drawn, not blank
+        for svg in ("error_types", "ap_impact", "keypoint_errors", "confidence_bins"):
+            root = ET.parse(folder / f"{SOURCE}_{svg}.svg").getroot()
+            drawn = [r for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") in ("bar", "cell")]
+            assert root.tag.endswith("svg") and len(drawn) >= 5, svg  # drawn, not blank
+        assert f"({SOURCE}_error_types.svg)" in (folder / "report.md").read_text()
     assert (out / MEASURED / "profile.png").is_file() and (out / f"profile_{MEASURED}.png").is_file()
     for png in ("ap_delta.png", "fixed_broken.png", "speed_gain.png", "learning_curve.png"):
         assert matplotlib.image.imread(out / png).shape[0] > 100
