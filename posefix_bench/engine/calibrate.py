@@ -20,10 +20,21 @@ logistic fit (:func:`posefix_bench.engine.gate.fit_logistic`).
 Objective of the threshold: COCO keypoint AP (OKS 0.50:0.05:0.95, poses ranked by score, 101 recall points) of
 every input set, computed from the per-keypoint KS with each pose's ground-truth match held fixed
 (:func:`ap_proxy`; exact for one pose per person), so that a threshold sweep costs no COCO evaluation. Among the
-thresholds where no input set loses AP ("do no harm", :data:`DEFAULT_TOLERANCE`), the largest that keeps
-:data:`DEFAULT_KEEP` (95%) of the best mean gain: the fewest accepted keypoints at almost the best gain, a margin for
-inputs unlike the calibration's. Where no threshold gains, the gate accepts nothing (it keeps every input keypoint).
-COCO AP (pycocotools) of the input, ungated and gated poses on the calibration data is recorded with the gate.
+thresholds where no input set loses more than :data:`DEFAULT_TOLERANCE` (0.002) AP ("do no harm"), the largest that
+keeps :data:`DEFAULT_KEEP` (95%) of the best mean gain: the fewest accepted keypoints at almost the best gain, a
+margin for inputs unlike the calibration's. Where no threshold gains, the gate accepts nothing (it keeps every input
+keypoint). COCO AP (pycocotools) of the input, ungated and gated poses on the calibration data is recorded with the
+gate.
+
+Why a tolerance of 0.002 AP and not 0: a bound of exactly 0 is decided by the error-free inputs (``none``), where
+every accepted move can only lose and a few poses falling below OKS 0.95 (about 0.0002 AP each on 500 persons,
+0.0007 on 150) forbid every threshold below about 0.9, whatever that costs the inputs with errors: such a gate
+rejects the confident keypoints with small moves, where a low-resolution estimator's small systematic errors are
+(issue 17: on the quick profile it kept 50% of the ungated gain on a sandbox-trained SimpleBaseline; over three
+calibration seeds the threshold moved between 0.89 and 0.95). 0.002 AP is about the sampling noise of the mean AP
+gain on a calibration set of a few hundred persons (its bootstrap standard error measured 0.0013 - 0.0023 on the
+quick hold-out and on coco-mini's training split); a larger bound (0.005) let the 143-person coco-mini calibration
+pick thresholds near 0.5 on some seeds, where real estimator inputs (mediapipe) lose AP.
 
 Shape legend: N poses, K keypoints, M matched labelled keypoints (rows), G input sets, T thresholds.
 """
@@ -48,7 +59,7 @@ DEFAULT_MIXES = ("paper", "none", "jitter-only", "miss-heavy")
 DEFAULT_DRAWS = 2
 DEFAULT_KEEP = 0.95
 DEFAULT_L2 = 1e-3
-DEFAULT_TOLERANCE = 0.0
+DEFAULT_TOLERANCE = 0.002  # AP an input set may lose: about the calibration AP's sampling noise
 OKS_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
 THRESHOLD_GRID = np.round(np.arange(0.0, 1.0001, 0.01), 2)
 ACCEPT_NONE = 1.01  # a threshold above every probability
