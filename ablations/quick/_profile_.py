@@ -6,9 +6,10 @@
 # fresh clone (2-core Xeon, AVX-512 without bf16, fp32, 2026-12-01): the standard grid (200 iterations, two seeds)
 # trains each ResNet-18 in ~215 s beside a second training, so its training phase alone runs past 40 minutes; at 100
 # iterations with 10 ablations the training phase was still running after 12 minutes with two trainings left (ResNet-18
-# 105-125 s each, the two estimators 141 and 165 s). So: 100 iterations (_base_/quick_100it.py), one seed, 7
-# ablations, FPS at batch 32 only. The standard profile has the rest: 200 iterations, two seeds, the prior and
-# prior+skip heads, every error mix, batch-1 FPS and a realistic ladder of estimator strengths (up to AP 0.63).
+# 105-125 s each, the two estimators 141 and 165 s). So: 100 iterations (_base_/quick_100it.py), 7 ablations, one
+# seed each but the default's two (the gate's gain is shown with its seed spread, issue 17), FPS at batch 32 only.
+# The standard profile has the rest: 200 iterations, two seeds, the prior and prior+skip heads, every error mix,
+# batch-1 FPS and a realistic ladder of estimator strengths (up to AP 0.63).
 _base_ = ['../_base_/quick_100it.py']
 
 profile = dict(
