@@ -18,7 +18,7 @@ HELP = "calibrate a trained refiner's per-keypoint gate on held-out training dat
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from posefix_bench.engine.calibrate import DEFAULT_DRAWS, DEFAULT_KEEP, DEFAULT_MIXES
+    from posefix_bench.engine.calibrate import DEFAULT_DRAWS, DEFAULT_KEEP, DEFAULT_MIXES, DEFAULT_TOLERANCE
 
     p.add_argument("--checkpoint", type=Path, required=True, help="trained refiner checkpoint (final.pth)")
     p.add_argument("--out", type=Path, default=None, help="write the gated checkpoint here (default: in place)")
@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="estimator results on the calibration images, added as an input set (repeatable)")
     p.add_argument("--keep", type=float, default=DEFAULT_KEEP,
                    help="threshold rule: the largest keeping this share of the best gain (default: %(default)s)")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help="AP an input set may lose at the chosen threshold ('do no harm' bound) (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="crops per forward pass (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
@@ -48,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seed < 0:
         raise PosefixError(f"--seed must be >= 0, got {args.seed}")
+    if not 0 < args.keep <= 1:
+        raise PosefixError(f"--keep must be in (0, 1], got {args.keep}")
+    if not 0 <= args.tolerance < 1:
+        raise PosefixError(f"--tolerance must be in [0, 1), got {args.tolerance}")
     if (args.data_root is None) != (args.split is None):
         raise PosefixError("--data-root and --split go together")
     mixes = [m.strip() for m in args.mixes.split(",") if m.strip()]
@@ -62,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
             raise PosefixError(f"--results {item!r}: expected NAME=FILE")
         results[name] = load_results(Path(path), data.dataset)
     out = calibrate_checkpoint(args.checkpoint, args.out, args.data_root, args.split, mixes, args.draws, args.seed,
-                               results, keep=args.keep, device=args.device, batch_size=args.batch_size,
-                               precision=args.precision, progress=tqdm_progress)
+                               results, keep=args.keep, tolerance=args.tolerance, device=args.device,
+                               batch_size=args.batch_size, precision=args.precision, progress=tqdm_progress)
     gate = out["gate"]
     cal = gate["calibration"]
     print(f"calibration data: {cal['data']['selection']}; {cal['data']['persons']} persons")

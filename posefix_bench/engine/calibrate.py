@@ -29,9 +29,9 @@ gate.
 Why a tolerance of 0.002 AP and not 0: a bound of exactly 0 is decided by the error-free inputs (``none``), where
 every accepted move can only lose and a few poses falling below OKS 0.95 (about 0.0002 AP each on 500 persons,
 0.0007 on 150) forbid every threshold below about 0.9, whatever that costs the inputs with errors: such a gate
-rejects the confident keypoints with small moves, where a low-resolution estimator's small systematic errors are
-(issue 17: on the quick profile it kept 50% of the ungated gain on a sandbox-trained SimpleBaseline; over three
-calibration seeds the threshold moved between 0.89 and 0.95). 0.002 AP is about the sampling noise of the mean AP
+rejects the confident keypoints with small moves, which is where a low-resolution estimator's small systematic
+errors lie (issue 17: on the quick profile it kept 50% of the ungated gain on a sandbox-trained SimpleBaseline; over
+three calibration seeds the threshold moved between 0.89 and 0.95). 0.002 AP is about the sampling noise of the mean AP
 gain on a calibration set of a few hundred persons (its bootstrap standard error measured 0.0013 - 0.0023 on the
 quick hold-out and on coco-mini's training split); a larger bound (0.005) let the 143-person coco-mini calibration
 pick thresholds near 0.5 on some seeds, where real estimator inputs (mediapipe) lose AP.

@@ -302,7 +302,7 @@ def test_calibrate_command_writes_a_gate_that_refine_applies(tmp_path, coco_mini
     save_refiner(ckpt, model, _meta(coco_mini_root, 0.2))
     out = tmp_path / "gated.pth"
     code = cli.main(["calibrate", "--checkpoint", str(ckpt), "--out", str(out), "--mixes", "paper,none",
-                     "--draws", "1"])
+                     "--draws", "1", "--tolerance", "0.001"])
     cap = capsys.readouterr()
     assert code == 0, cap.err
     assert "hold-out of the training split" in cap.out and "accepted share" in cap.out
@@ -317,9 +317,14 @@ def test_calibrate_command_writes_a_gate_that_refine_applies(tmp_path, coco_mini
     assert gate_summary(None) == {"gate": "off"}
     assert set(cal["coco_ap"]) == {s["name"] for s in cal["inputs"]}
     assert cal["fit"]["chosen_gain"] >= cal["fit"]["keep"] * cal["fit"]["best_gain"] - 1e-12
+    assert cal["fit"]["tolerance"] == 0.001
     post = RefinePostProcessor(out)
     assert post.gate is not None and post.gate.threshold == gate["threshold"] and not post.notices
     bad = cli.main(["calibrate", "--checkpoint", str(ckpt), "--data-root", str(coco_mini_root), "--split",
                     "val2017"])
     cap = capsys.readouterr()
     assert bad == 2 and "validation split" in cap.err and "Traceback" not in cap.err
+    for flag, value in (("--tolerance", "-0.1"), ("--keep", "0")):
+        bad = cli.main(["calibrate", "--checkpoint", str(ckpt), flag, value])
+        err = capsys.readouterr().err
+        assert bad == 2 and f"{flag} must be in" in err and "Traceback" not in err
