@@ -24,8 +24,8 @@ profile = dict(
         dict(name='sb-rtmpose-t', type='mmpose-trained', card='sandbox-rtmpose-t-64x48', train_seed=0),
     ],
     budget=dict(minutes=60, reference_gflops=185),
-    # the head variants' learning curves are quick's (every variant, 4 points); here they would refine every source
-    # at every kept checkpoint: 84 more refinements, measured at about 10 minutes on 2 cores
+    # the learning curves are quick's (the published and the skip head, 4 points each); here they would refine every
+    # source at every kept checkpoint: 84 more refinements, measured at about 10 minutes on 2 cores
     learning_curve=None,
     free_baselines=dict(methods=['flip-test', 'dark'], timing=dict(persons=32, rounds=2)),
     fps=dict(batches=[1, 32], precisions='auto', threads=2),
