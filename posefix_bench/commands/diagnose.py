@@ -89,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(warnings)} data warning(s) above (recorded in diagnosis.json): these numbers are skewed by them")
     print(f"wrote {path}", flush=True)
     if not args.no_plots:
-        from posefix_bench.reporting.diagnosis_plots import diagnosis_figures, write_diagnosis_plots
+        from posefix_bench.reporting.diagnosis_plots import write_diagnosis_plots
 
         t0 = time.perf_counter()
-        for path in write_diagnosis_plots(diag, args.out, diagnosis_figures(diag)):
+        for path in write_diagnosis_plots(diag, args.out):
             print(f"wrote {path}")
         print(f"time: plots {time.perf_counter() - t0:.2f} s")
     return 0

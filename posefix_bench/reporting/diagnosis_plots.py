@@ -219,11 +219,7 @@ def diagnosis_figures(diag: dict) -> dict[str, Canvas]:
     return {name: fig for name, fig in figs.items() if fig is not None}
 
 
-def write_diagnosis_plots(diag: dict, out_dir: str | os.PathLike, figures: dict | None = None) -> list[Path]:
+def write_diagnosis_plots(diag: dict, out_dir: str | os.PathLike) -> list[Path]:
     """Write the diagnosis plots as SVG files in ``out_dir`` (file names :data:`PLOT_FILES`), each atomically;
-    returns the paths.
-
-    ``figures`` may be given pre-built (:func:`diagnosis_figures`) so that a command lays out before writing.
-    """
-    figures = diagnosis_figures(diag) if figures is None else figures
-    return [fig.write(Path(out_dir) / PLOT_FILES[name]) for name, fig in figures.items()]
+    returns the paths."""
+    return [fig.write(Path(out_dir) / PLOT_FILES[name]) for name, fig in diagnosis_figures(diag).items()]
