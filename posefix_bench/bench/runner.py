@@ -394,7 +394,8 @@ def gate_info(runs: list[Run], calibrations: dict[int, dict]) -> GateInfo:
         g = c["gate"]
         per_seed[str(seed)] = {"checkpoint": c["checkpoint"], "threshold": g.get("threshold"), "data": g.get("data"),
                                "inputs": g.get("inputs"), "method": g.get("method"),
-                               "summary": g.get("calibration_summary"), "seconds": c.get("seconds")}
+                               "summary": g.get("calibration_summary"), "seconds": c.get("seconds"),
+                               "mixes": c.get("mixes"), "draws": c.get("draws"), "sources": c.get("sources") or []}
     return GateInfo(state="calibrated", calibrations=per_seed)
 
 

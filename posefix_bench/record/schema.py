@@ -197,7 +197,8 @@ class GateInfo:
 
     state: str  # calibrated | off
     reason: str | None = None
-    calibrations: dict = field(default_factory=dict)  # str(seed) -> {"checkpoint", "threshold", "data", "summary"}
+    # str(seed) -> {"checkpoint", "threshold", "data", "summary", "mixes", "draws", "sources" (estimator inputs)}
+    calibrations: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -171,14 +171,21 @@ def gate_lines(ctx: ReportContext) -> list[str]:
         return [f"The gate of the default refiner {link(s)} is off: {gate['reason']}. Its refinement is ungated, as "
                 "every other ablation's."]
     cals = gate["calibrations"]
-    data = next(iter(cals.values())).get("data") or {}
+    first = next(iter(cals.values()))
+    data = first.get("data") or {}
     root = ctx.record.data.root
     where = str(data.get("selection", "held-out training images")).replace(root, shown_path(root,
                                                                                              ctx.record.cache_root))
     thresholds = ", ".join(f"seed {seed}: {_threshold(c.get('threshold'))}" for seed, c in cals.items())
+    inputs = ""
+    if first.get("mixes"):
+        inputs = (f"; calibration inputs: poses synthesised with the mixes {', '.join(first['mixes'])} "
+                  f"({first.get('draws', '?')} draws each)")
+        if first.get("sources"):
+            inputs += f" and the predictions of {', '.join(first['sources'])} on those images"
     lines = [f"The default refiner {link(s)} with its per-keypoint gate, calibrated after training on {where} "
-             f"({data.get('persons', '?')} persons; never the validation split); gate threshold {thresholds}. One "
-             "refinement pass gives both readings: ungated (every refinable keypoint refined) and gated (a refined "
+             f"({data.get('persons', '?')} persons; never the validation split){inputs}; gate threshold {thresholds}. "
+             "One refinement pass gives both readings: ungated (every refinable keypoint refined) and gated (a refined "
              "keypoint replaces the input one only where the gate accepts it). Only the default refiner is gated: "
              "every other ablation, and every other number of these reports, is ungated.", "",
              gate_table(gate, ctx.sources, ctx.resolution), ""]

@@ -10,6 +10,8 @@ import pytest
 
 from posefix_bench.bench.runner import RunSpec, run_bench
 from posefix_bench.cli import main
+from posefix_bench.errors import PosefixError
+from posefix_bench.structures.coco import CocoDataset, coco_split_paths
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -146,6 +148,16 @@ def test_what_the_default_refiner_is_calibrated_on(tmp_path, coco_mini_root):
     on_real, no_reason = real.calibration_plan({"holdout": 200, "data_root": str(tmp_path / "sandbox"),
                                                 "train_split": "train"})
     assert no_reason is None and on_real["data"] == "split" and on_real["split"] == "train2017"
+    # gate=dict(sources=[...]): those sources' predictions on the training split join the calibration inputs
+    syn = dict(name="syn", type="synthetic", mix="jitter-only", seed=3)
+    with_src = BenchSteps(dataclasses.replace(profile, sources=(syn,), raw={"gate": {"sources": ["syn"]}}),
+                          tmp_path / "cache", coco_root=coco_mini_root)
+    assert with_src.calibration_options()["sources"] == ["syn"]
+    rec = with_src.calibration_sources(["syn"])["syn"]
+    assert Path(rec["gt"]).name == "person_keypoints_train2017.json" and rec["poses"] > 0
+    assert rec["images"] == len(CocoDataset(coco_split_paths(coco_mini_root, "train2017")[0]))
+    with pytest.raises(PosefixError, match="no source named 'mediapipe'"):
+        with_src.calibration_sources(["mediapipe"])
     # a seed without a calibration turns the gate off for the ablation (no seed stat of a gate on some seeds)
     info = gate_info([], {0: {"state": "calibrated", "checkpoint": "c", "gate": {}}, 1: {"state": "off", "reason": why}})
     assert info.state == "off" and info.reason.startswith("seed 1: the refiner trained on every image")

@@ -301,8 +301,12 @@ def test_calibrate_command_writes_a_gate_that_refine_applies(tmp_path, coco_mini
     ckpt = tmp_path / "final.pth"
     save_refiner(ckpt, model, _meta(coco_mini_root, 0.2))
     out = tmp_path / "gated.pth"
+    # an estimator's results on the training split (here synthesised with another mix) join as an input set,
+    # restricted to the calibration (held-out) images
+    est = tmp_path / "estimator_train.json"
+    est.write_text(json.dumps(synthesize_results(train_gt, get_mix("jitter-only", train_gt.schema), seed=9)))
     code = cli.main(["calibrate", "--checkpoint", str(ckpt), "--out", str(out), "--mixes", "paper,none",
-                     "--draws", "1", "--tolerance", "0.001"])
+                     "--draws", "1", "--tolerance", "0.001", "--results", f"estimator={est}"])
     cap = capsys.readouterr()
     assert code == 0, cap.err
     assert "hold-out of the training split" in cap.out and "accepted share" in cap.out
@@ -310,10 +314,13 @@ def test_calibrate_command_writes_a_gate_that_refine_applies(tmp_path, coco_mini
     assert load_refiner_and_gate(ckpt)[2] is None  # --out: the original is left as it was
     cal = gate["calibration"]
     assert cal["data"]["images"] == len(holdout_image_ids(train_gt.image_ids, 0.2, 0))
-    assert [s["mix"] for s in cal["inputs"]] == ["paper", "none"]
+    assert [s.get("mix") for s in cal["inputs"]] == ["paper", "none", None]
+    held = set(holdout_image_ids(train_gt.image_ids, 0.2, 0))
+    on_held = [r for r in json.loads(est.read_text()) if r["image_id"] in held]
+    assert cal["inputs"][2] == {"name": "estimator", "kind": "results", "poses": len(on_held)} and 0 < len(on_held)
     summary = gate_summary(gate)
     assert summary["gate"] == "calibrated" and summary["threshold"] == gate["threshold"]
-    assert summary["inputs"] == ["paper#0", "none#0"] and summary["data"]["persons"] > 0
+    assert summary["inputs"] == ["paper#0", "none#0", "estimator"] and summary["data"]["persons"] > 0
     assert gate_summary(None) == {"gate": "off"}
     assert set(cal["coco_ap"]) == {s["name"] for s in cal["inputs"]}
     assert cal["fit"]["chosen_gain"] >= cal["fit"]["keep"] * cal["fit"]["best_gain"] - 1e-12

@@ -100,7 +100,8 @@ def _gate(gt, root, results, refined, run, seed):
     atomic_write_json(root / f"{run.ablation}-s{seed}-effect.json", effect)
     effect["path"] = str(root / f"{run.ablation}-s{seed}-effect.json")
     run.gate = gate_run_of(analysis, effect, str(path), str(root / "cache" / "calibrate" / f"c{seed}" / "cal.pth"))
-    return {"state": "calibrated", "checkpoint": run.gate.checkpoint, "seconds": 3.0,
+    return {"state": "calibrated", "checkpoint": run.gate.checkpoint, "seconds": 3.0, "mixes": ["paper", "none"],
+            "draws": 2, "sources": ["mediapipe"],
             "gate": {"threshold": 0.5, "data": {"selection": "hold-out of the training split: 200 of 2000 images",
                                                 "persons": 321}, "calibration_summary": {"accepted_share": 0.5}}}
 
@@ -391,6 +392,8 @@ def test_the_default_refiner_gated_beside_ungated(written, record):
     assert f"On {SOURCE} refinement gains and gating keeps {100 * kept:.0f}% of the gain" in section
     assert "made things worse on none of the 1 source" in section
     assert "200 of 2000 images" in section and "seed 0: 0.50" in section
+    assert ("calibration inputs: poses synthesised with the mixes paper, none (2 draws each) and the predictions of "
+            "mediapipe on those images" in section)
     report = (out / GOOD / "report.md").read_text()
     assert "## Refinement gate" in report and "| delta AP ungated | delta AP gated |" in report
     assert "Its refinement is ungated (only the profile's default refiner is gated)" in (out / BAD / "report.md").read_text()
