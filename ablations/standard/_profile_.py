@@ -3,16 +3,19 @@
 # augmentation, the whole error-mix grid (paper, jitter-only, miss-heavy, no-inversion, no-swap, measured), ResNet-18/
 # 34/50 and 64x48/128x96, and upstream estimators at realistic strengths: one SimpleBaseline run at 128x96 with its
 # weights saved at 600, 1200 and 2400 iterations (estimators/sandbox/simplebaseline_r18_128x96.py), RTMPose-t, the
-# 64x48 SimpleBaseline the measured mix comes from, and the synthetic source.
+# 64x48 SimpleBaseline the measured mix comes from, and the synthetic source at two error scales (the paper mix, and
+# the same mix with every error type's rate halved: the error level changes, not the error types).
 _base_ = ['../quick/_profile_.py']
 
 profile = dict(
     name='standard',
     description=('Generated sandbox scenes (as quick), ResNet refiners trained for 200 iterations on one CPU core each; '
                  'upstream estimators from AP 0.15 to 0.63 (a SimpleBaseline ladder: checkpoints of one 2400-iteration '
-                 'run at 128x96), RTMPose-t and the synthetic source.'),
+                 'run at 128x96), RTMPose-t and the synthetic source at two error scales.'),
     sources=[
         dict(name='synthetic-paper', type='synthetic', mix='paper', seed=1000),
+        dict(name='synthetic-paper-x0.5', type='synthetic', seed=1000,
+             mix=dict(base='paper', scale=dict(jitter=0.5, inversion=0.5, swap=0.5, miss=0.5))),
         dict(name='sb-simplebaseline-r18', type='mmpose-trained', card='sandbox-simplebaseline-r18-64x48',
              iteration=300, train_seed=0),
         dict(name='sb128-600it', type='mmpose-trained', card='sandbox-simplebaseline-r18-128x96', iteration=600,

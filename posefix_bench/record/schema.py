@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from posefix_bench.codecs.taxonomy import ERROR_TYPES
 from posefix_bench.errors import PosefixError
 
 __all__ = ["BENCH_FORMAT", "GATE_STATES", "DataInfo", "MixInfo", "SourceRun", "GateRun", "Run", "GateInfo",
@@ -135,6 +136,24 @@ class SourceRun:
     @property
     def untrained(self) -> bool:
         return not self.meta.get("trained", True) or bool(self.baseline.get("untrained"))
+
+    @property
+    def family(self) -> tuple[str, str]:
+        """Which sources differ only in strength, so that a gain-vs-input trend within them is a controlled one:
+        ``("card", card)`` for the checkpoints of one trained mmpose card (an input-strength ladder; a
+        post-processing method makes its own family), ``("synthetic", mix)`` for the synthetic source with one mix
+        (a name) or that mix with every error type scaled alike (``dict(base=mix, scale=...)``), else
+        ``("source", name)``."""
+        if self.type == "mmpose-trained" and self.meta.get("card") and not self.meta.get("method"):
+            return "card", str(self.meta["card"])
+        mix = self.meta.get("mix", "paper")
+        if self.type == "synthetic" and isinstance(mix, str):
+            return "synthetic", mix
+        if (self.type == "synthetic" and isinstance(mix, dict) and isinstance(mix.get("base"), str)
+                and set(mix) <= {"base", "scale"} and set(mix.get("scale") or ERROR_TYPES[1:]) == set(ERROR_TYPES[1:])
+                and len(set(dict(mix.get("scale") or {}).values())) <= 1):
+            return "synthetic", mix["base"]
+        return "source", self.name
 
 
 @dataclass

@@ -3,7 +3,10 @@
 - *Input strength*: PoseFix's own results shrink with a stronger input (Moon et al., CVPR 2019, refining the results of
   other methods on COCO test-dev: +7.3 AP on an input at 56.6, +2.5 at 71.1). The section plots the default refiner's AP delta against
   each source's input AP (a point per source) and states the trend in a generated sentence
-  (:func:`~posefix_bench.reporting.verdicts.gain_trend_sentence`).
+  (:func:`~posefix_bench.reporting.verdicts.gain_trend_sentence`), and within each family of sources that differ
+  only in strength (one estimator's checkpoints, the synthetic source's error scales:
+  :func:`~posefix_bench.reporting.verdicts.family_trend_sentences`), since a pooled trend across families can point
+  the other way.
 - *Free baselines*: mmpose's test-time post-processing, flip test (Xiao et al., ECCV 2018, Sec. 4) and DARK
   decoding for heatmap heads (Zhang et al., CVPR 2020), judged against the same source's plain output exactly as a
   refinement is (:class:`~posefix_bench.record.schema.FreeBaseline`), beside the default refiner on that source,
@@ -17,9 +20,12 @@ from typing import Sequence
 from posefix_bench.record.metrics import FIXABLE
 from posefix_bench.reporting.context import ReportContext, label
 from posefix_bench.reporting.tables import markdown_table
-from posefix_bench.reporting.verdicts import f3, free_baseline_sentence, gain_trend_sentence, num, pct
+from posefix_bench.reporting.verdicts import (
+    f3, family_trend_sentences, free_baseline_sentence, gain_trend_sentence, num, pct,
+)
 
-__all__ = ["GAIN_PLOT", "input_strength_points", "input_strength_section", "free_baselines_section"]
+__all__ = ["GAIN_PLOT", "input_strength_points", "input_strength_section", "source_families",
+           "free_baselines_section"]
 
 GAIN_PLOT = "gain_vs_input.png"
 
@@ -43,10 +49,33 @@ def input_strength_section(ctx: ReportContext) -> str:
              f"The default refiner {label(s)} on each source, weakest input first (PoseFix's published gain shrinks "
              "from +7.3 AP on a 56.6 input to +2.5 on a 71.1 input on COCO test-dev).", "",
              markdown_table(["source", "input AP", "AP delta"], rows), "", f"![Gain vs input AP]({GAIN_PLOT})", ""]
+    families = source_families(ctx)
+    within = family_trend_sentences(points, families, ctx.resolution)
     text = gain_trend_sentence(points, ctx.resolution)
-    if text:
-        lines.append(f"- {text}")
+    if text and within and len({families.get(p[0], p[0]) for p in points}) > 1:
+        text = (f"Pooled over every source: {text[0].lower()}{text[1:]} Sources of different families differ in "
+                "more than strength (what their errors are), so the within-family trends below are the controlled "
+                "reading.")
+    lines += [f"- {t}" for t in ([text] if text else []) + within]
     return "\n".join(lines).rstrip()
+
+
+def source_families(ctx: ReportContext) -> dict[str, str]:
+    """source -> the label of its family of sources that differ only in strength
+    (:attr:`~posefix_bench.record.schema.SourceRun.family`)."""
+    by_family: dict[tuple, list[str]] = {}
+    for src in ctx.record.sources:
+        by_family.setdefault(src.family, []).append(src.name)
+    out = {}
+    for (kind, what), names in by_family.items():
+        if kind == "card":
+            text = f"the checkpoints of one {what} training"
+        elif kind == "synthetic":
+            text = f"the synthetic {what}-mix source at {len(names)} error scales"
+        else:
+            text = what
+        out.update({n: text for n in names})
+    return out
 
 
 def _pooled(rec: dict, key: str) -> str:

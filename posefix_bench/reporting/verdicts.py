@@ -23,7 +23,8 @@ from posefix_bench.record.stats import compare, judge, spread
 __all__ = [
     "COMPONENT_NAMES", "f3", "num", "pct", "count", "fmt_stat", "seeds_text", "plural", "relation_sentence",
     "verdict_sentence", "ranking_sentences", "default_sentences", "component_effects", "component_sentences",
-    "curve_means", "deficit_sentence", "free_baseline_sentence", "gain_trend_sentence", "gate_sentences",
+    "curve_means", "deficit_sentence", "family_trend_sentences", "free_baseline_sentence", "gain_trend_sentence",
+    "gate_sentences",
 ]  # fmt: skip
 
 COMPONENT_NAMES = {"prior": "the identity prior", "skip": "the stride-4 skip"}
@@ -310,6 +311,34 @@ def gain_trend_sentence(points: Sequence[tuple[str, float, float]], resolution: 
     trend = "shrinks" if slope < 0 else "grows"
     return (f"The gain {trend} as inputs get stronger ({len(pts)} inputs; slope {slope:+.2f} AP per AP of input): "
             f"{span}.")
+
+
+def family_trend_sentences(points: Sequence[tuple[str, float, float]], families: Mapping[str, str],
+                           resolution: float) -> list[str]:
+    """The gain-vs-input trend within each family of sources that differ only in strength (``families``: source ->
+    the family's label, e.g. one estimator's checkpoints or the synthetic source's error scales), for families of
+    at least two sources, weakest input first. Across families the inputs also differ in what their errors are
+    (a synthetic paper mix at AP 0.62 is not an estimator at 0.62), so a pooled trend can point the other way than
+    every family's (Simpson's paradox); within a family only the strength changes. Two points of one family do
+    show a direction; whether it is a trend beyond them is for more rungs to say."""
+    groups: dict[str, list] = {}
+    for p in points:
+        if p[1] is not None and p[2] is not None and p[0] in families:
+            groups.setdefault(families[p[0]], []).append(p)
+    out = []
+    for fam, pts in groups.items():
+        if len(pts) < 2:
+            continue
+        pts = sorted(pts, key=lambda p: p[1])
+        steps = ", ".join(f"{f3(p[2], True)} on {p[0]} (input AP {f3(p[1])})" for p in pts)
+        change = pts[-1][2] - pts[0][2]
+        if abs(change) <= resolution:
+            out.append(f"Within {fam} the gain does not change with strength beyond the resolution "
+                       f"({resolution:.3f}): {steps}.")
+        else:
+            out.append(f"Within {fam} the gain {'shrinks' if change < 0 else 'grows'} as the input gets stronger: "
+                       f"{steps}.")
+    return out
 
 
 # -- the refinement gate -------------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 from posefix_bench.record.stats import compare, judge, resolution, seed_stat
 from posefix_bench.reporting.verdicts import (
-    component_sentences, curve_means, default_sentences, deficit_sentence, fmt_stat, free_baseline_sentence,
-    gain_trend_sentence, gate_sentences, ranking_sentences, relation_sentence, verdict_sentence,
+    component_sentences, curve_means, default_sentences, deficit_sentence, family_trend_sentences, fmt_stat,
+    free_baseline_sentence, gain_trend_sentence, gate_sentences, ranking_sentences, relation_sentence, verdict_sentence,
 )
 
 
@@ -92,6 +92,40 @@ def test_gain_against_input_strength():
     assert flat.startswith("The gain does not change with input strength beyond the resolution (0.005)")
     assert "too few to call a trend" in gain_trend_sentence([("a", 0.2, 0.1), ("b", 0.7, 0.0)], 0.005)
     assert gain_trend_sentence([("a", 0.2, 0.1)], 0.005) is None
+
+
+def test_gain_against_input_strength_within_families():
+    """Pooled, the gain grows (the strong synthetic source gains most); within each family it shrinks: the
+    within-family sentences are what a pooled slope hides (Simpson's paradox)."""
+    pts = [("lad-1", 0.15, 0.02), ("lad-2", 0.40, 0.01), ("lad-3", 0.60, -0.01), ("syn-x0.5", 0.75, 0.05),
+           ("syn", 0.62, 0.09), ("other", 0.30, 0.0)]
+    fam = {"lad-1": "L", "lad-2": "L", "lad-3": "L", "syn": "S", "syn-x0.5": "S", "other": "other"}
+    assert "The gain grows" in gain_trend_sentence(pts, 0.005)
+    ladder, synthetic = family_trend_sentences(pts, fam, 0.005)
+    assert ladder == ("Within L the gain shrinks as the input gets stronger: +0.020 on lad-1 (input AP 0.150), "
+                      "+0.010 on lad-2 (input AP 0.400), -0.010 on lad-3 (input AP 0.600).")
+    assert synthetic.startswith("Within S the gain shrinks") and synthetic.index("on syn (") < synthetic.index("x0.5")
+    flat = family_trend_sentences([("a", 0.2, 0.010), ("b", 0.5, 0.012)], {"a": "F", "b": "F"}, 0.005)
+    assert flat == ["Within F the gain does not change with strength beyond the resolution (0.005): +0.010 on a "
+                    "(input AP 0.200), +0.012 on b (input AP 0.500)."]
+    assert family_trend_sentences(pts, {"other": "other"}, 0.005) == []  # one source: no family trend
+
+
+def test_source_families():
+    from posefix_bench.record.schema import SourceRun
+
+    def src(name, type_, **meta):
+        return SourceRun(name=name, type=type_, meta=dict(type=type_, **meta), results="", gt="", hash="", poses=0,
+                         images=0, predict_seconds=None, baseline={})
+
+    assert src("l1", "mmpose-trained", card="c", iteration=600).family == ("card", "c")
+    assert src("l1f", "mmpose-trained", card="c", method="flip-test").family == ("source", "l1f")
+    assert src("s", "synthetic", mix="paper").family == ("synthetic", "paper")
+    half = dict(base="paper", scale=dict(jitter=0.5, inversion=0.5, swap=0.5, miss=0.5))
+    assert src("s2", "synthetic", mix=half).family == ("synthetic", "paper")
+    assert src("s3", "synthetic", mix=dict(base="paper", scale=dict(miss=0.5))).family == ("source", "s3")
+    assert src("s4", "synthetic", mix=dict(base="paper", only="swap")).family == ("source", "s4")
+    assert src("mp", "mediapipe").family == ("source", "mp")
 
 
 def test_free_baseline_against_the_refiner():
