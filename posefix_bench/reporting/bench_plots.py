@@ -24,7 +24,7 @@ Shape legend: K keypoints, N detections, M matched keypoints, S seeds, H x W ima
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -207,20 +207,37 @@ def speed_gain_figure(summaries: Sequence[dict], sources: Sequence[str]) -> Figu
     return fig
 
 
-def gain_input_figure(points: Sequence[tuple[str, float, float]], refiner: str) -> Figure | None:
-    """The refiner's AP delta against each source's input AP (a point per source, named); None with < 2 points."""
+def gain_input_figure(points: Sequence[tuple[str, float, float]], refiner: str,
+                      families: Mapping[str, str] | None = None) -> Figure | None:
+    """The refiner's AP delta against each source's input AP (a point per source, named); the sources of one family
+    (``families``: source -> family label, sources that differ only in strength) joined by a line, weakest first,
+    with the family in the legend. None with < 2 points."""
     if len(points) < 2:
         return None
     fig = _figure(6.0, 4.0)
     ax = fig.add_subplot()
-    for name, ap, delta in points:
-        ax.plot([ap], [delta], "o", color=CLASS_COLORS["good"])
-        ax.annotate(name, (ap, delta), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    groups: dict[str, list] = {}
+    for p in points:
+        groups.setdefault((families or {}).get(p[0], p[0]), []).append(p)
+    colors = [CLASS_COLORS[c] for c in ("swap", "miss", "inversion", "jitter", "absent")]
+    lines = 0
+    for fam, pts in groups.items():
+        pts = sorted(pts, key=lambda p: p[1])
+        if len(pts) > 1:
+            ax.plot([p[1] for p in pts], [p[2] for p in pts], "o-", color=colors[lines % len(colors)], ms=5,
+                    lw=1.2, label=fam)
+            lines += 1
+        else:
+            ax.plot([pts[0][1]], [pts[0][2]], "o", color=CLASS_COLORS["good"])
+        for name, ap, delta in pts:
+            ax.annotate(name, (ap, delta), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xlabel("input AP (the source's own)")
     ax.set_ylabel("AP delta after refinement")
     ax.set_title(f"Gain vs input strength: {refiner}", fontsize=9)
     ax.margins(x=0.25, y=0.2)
+    if lines:
+        ax.legend(fontsize=7, loc="best")
     return fig
 
 

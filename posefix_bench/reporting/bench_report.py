@@ -32,7 +32,7 @@ from posefix_bench.record.stats import judge
 from posefix_bench.reporting.ablation_page import ablation_markdown, slug
 from posefix_bench.reporting.context import ReportContext, report_context
 from posefix_bench.reporting.index_page import index_markdown
-from posefix_bench.reporting.inputs_section import GAIN_PLOT, input_strength_points
+from posefix_bench.reporting.inputs_section import GAIN_PLOT, input_strength_points, source_families
 from posefix_bench.structures.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 __all__ = ["PLOTS_VERSION", "metrics_record", "shown_paths", "write_reports"]
@@ -126,7 +126,8 @@ def _write_index_plots(ctx: ReportContext, out: Path) -> None:
     save_figure(fixed_broken_figure(ctx.summaries, ctx.sources), out / "fixed_broken.png")
     for name, fig in (("speed_gain.png", speed_gain_figure(ctx.summaries, ctx.sources)),
                       ("learning_curve.png", learning_curve_figure(ctx.summaries, ctx.sources)),
-                      (GAIN_PLOT, gain_input_figure(input_strength_points(ctx), str(ctx.default)))):
+                      (GAIN_PLOT, gain_input_figure(input_strength_points(ctx), str(ctx.default),
+                                                  source_families(ctx)))):
         if fig is not None:
             save_figure(fig, out / name)
     for a in ctx.record.ablations:  # the ablation's own copy was drawn (or kept) just before: copy it

@@ -53,10 +53,10 @@ def input_strength_section(ctx: ReportContext) -> str:
     within = family_trend_sentences(points, families, ctx.resolution)
     text = gain_trend_sentence(points, ctx.resolution)
     if text and within and len({families.get(p[0], p[0]) for p in points}) > 1:
-        text = (f"Pooled over every source: {text[0].lower()}{text[1:]} Sources of different families differ in "
-                "more than strength (what their errors are), so the within-family trends below are the controlled "
-                "reading.")
-    lines += [f"- {t}" for t in ([text] if text else []) + within]
+        text = (f"Pooled over every source, across families that differ in more than strength (what their errors "
+                f"are, not only how many): {text[0].lower()}{text[1:]} The within-family trends above are the "
+                "controlled reading.")
+    lines += [f"- {t}" for t in within + ([text] if text else [])]
     return "\n".join(lines).rstrip()
 
 

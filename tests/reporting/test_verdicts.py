@@ -172,3 +172,16 @@ def test_absolute_paths_in_report_text_are_shown_relative():
     assert shown_text("/nonexistent/cache/train/ab/final.pth (seed 0)", "/nonexistent/cache") == \
         "<cache>/train/ab/final.pth (seed 0)"
     assert shown_text("AP 0.5 / 0.6, no path", None) == "AP 0.5 / 0.6, no path"
+
+
+def test_gain_plot_joins_each_family():
+    from posefix_bench.reporting.bench_plots import gain_input_figure
+
+    pts = [("a1", 0.2, 0.03), ("b", 0.5, 0.0), ("a2", 0.6, -0.01), ("a0", 0.1, 0.04)]
+    fig = gain_input_figure(pts, "r", {"a0": "family A", "a1": "family A", "a2": "family A", "b": "b"})
+    ax = fig.axes[0]
+    joined = [ln for ln in ax.get_lines() if ln.get_label() == "family A"]
+    assert len(joined) == 1 and list(joined[0].get_xdata()) == [0.1, 0.2, 0.6]  # weakest first
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["family A"]
+    assert sorted(t.get_text() for t in ax.texts) == ["a0", "a1", "a2", "b"]
+    assert gain_input_figure(pts[:1], "r") is None
