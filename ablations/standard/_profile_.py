@@ -4,7 +4,8 @@
 # 34/50 and 64x48/128x96, and upstream estimators at realistic strengths: one SimpleBaseline run at 128x96 with its
 # weights saved at 600, 1200 and 2400 iterations (estimators/sandbox/simplebaseline_r18_128x96.py), RTMPose-t, the
 # 64x48 SimpleBaseline the measured mix comes from, and the synthetic source at two error scales (the paper mix, and
-# the same mix with every error type's rate halved: the error level changes, not the error types).
+# the same mix with every error type's rate halved: the error level changes, not the error types); the head variants'
+# learning curves on three sources.
 _base_ = ['../quick/_profile_.py']
 
 profile = dict(
@@ -29,7 +30,10 @@ profile = dict(
     budget=dict(minutes=60, reference_gflops=185),
     # the learning curves are quick's (the published and the skip head, 4 points each); here they would refine every
     # source at every kept checkpoint: 84 more refinements, measured at about 10 minutes on 2 cores
-    learning_curve=None,
+    # the head variants' learning curves (seed 0; checkpoints at 50, 100, 150 and 200 iterations) on three sources:
+    # the synthetic paper mix, the weakest and the strongest estimator (each source costs a refinement per checkpoint)
+    learning_curve=dict(tags=['head'], seeds=[0], sources=['synthetic-paper', 'sb-simplebaseline-r18',
+                                                           'sb128-2400it']),
     free_baselines=dict(methods=['flip-test', 'dark'], timing=dict(persons=32, rounds=2)),
     fps=dict(batches=[1, 32], precisions='auto', threads=2),
     # everything else (seeds, refinement, free baselines, default, learning curves) as quick's

@@ -121,6 +121,11 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
     names = [s.get("name") for s in raw["sources"]]
     if len(set(names)) != len(names) or not all(names):
         raise file_error(spec_file, "every source needs a unique 'name'")
+    for section in ("learning_curve", "gate"):  # sources a section names: checked before any work
+        named = (raw.get(section) or {}).get("sources")
+        if named is not None and (not named or any(n not in names for n in named)):
+            raise file_error(spec_file, f"{section}.sources {list(named)} must name sources of the profile "
+                                        f"({', '.join(names)})")
     return Profile(
         name=str(raw.get("name", folder.name)),
         folder=folder,

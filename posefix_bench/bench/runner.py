@@ -48,8 +48,8 @@ from posefix_bench.record.schema import (
 )  # fmt: skip
 from posefix_bench.structures.io import read_json
 
-__all__ = ["RunSpec", "BenchRunner", "run_bench", "run_of", "gate_run_of", "gate_info", "learning_curve",
-           "time_budget", "free_baseline_methods", "profile_summary"]
+__all__ = ["RunSpec", "BenchRunner", "run_bench", "run_of", "gate_run_of", "gate_info", "curve_source_runs",
+           "learning_curve", "time_budget", "free_baseline_methods", "profile_summary"]
 
 Log = Callable[[str], None]
 
@@ -139,8 +139,9 @@ class BenchRunner:
         curve_tags, curve_seeds = set(curve_cfg.get("tags", ())), curve_cfg.get("seeds")
         curves = [(a, seed) for a in profile.ablations if curve_tags & set(a.tags) for seed in a.seeds
                   if curve_seeds is None or seed in curve_seeds]
-        jobs += [Job(_job_curve, (self.spec, a.name, seed, ordered), "evaluate", f"learning curve {a.name} s{seed}")
-                 for a, seed in curves]
+        curve_sources = curve_source_runs(ordered, curve_cfg.get("sources"))
+        jobs += [Job(_job_curve, (self.spec, a.name, seed, curve_sources), "evaluate",
+                     f"learning curve {a.name} s{seed}") for a, seed in curves]
         jobs += [Job(_job_baseline, (self.spec, src), "evaluate", f"analyse source {src['name']}") for src in ordered]
         free_methods = free_baseline_methods(profile)
         free = [(sources[name], method) for name, methods in free_methods.items() for method in methods]
@@ -399,17 +400,26 @@ def gate_info(runs: list[Run], calibrations: dict[int, dict]) -> GateInfo:
     return GateInfo(state="calibrated", calibrations=per_seed)
 
 
+def curve_source_runs(sources: list[dict], names) -> list[dict]:
+    """The sources a learning curve evaluates: every source, or those the profile's ``learning_curve.sources``
+    names (checked by :func:`~posefix_bench.bench.profile.load_profile`; a curve costs one refinement per source
+    and checkpoint)."""
+    return list(sources) if names is None else [s for s in sources if s["name"] in set(names)]
+
+
 def learning_curve(runs: list[Run], points: dict[int, dict]) -> list | None:
     """[{iterations, ap: {source: AP, mean over seeds}, per_seed: {seed: {source: AP}}}] from the intermediate
-    checkpoints' AP ({seed: {iteration: {source: AP}}}) and the final AP of the runs; None without points."""
+    checkpoints' AP ({seed: {iteration: {source: AP}}}) and the final AP of the runs (of the sources the
+    intermediate points have); None without points."""
     if not points:
         return None
     per_it: dict[int, dict[str, dict[str, float]]] = {}
     for seed, curve in points.items():
         for it, aps in curve.items():
             per_it.setdefault(int(it), {})[str(seed)] = dict(aps)
+    on_curve = {name for curve in points.values() for aps in curve.values() for name in aps}
     for r in runs:
-        if r.seed in points:
+        if r.seed in points and (not on_curve or r.source in on_curve):
             per_it.setdefault(int(r.train["iterations"]), {}).setdefault(str(r.seed), {})[r.source] = r.ap_after["AP"]
     out = []
     for it, seeds in sorted(per_it.items()):

@@ -245,7 +245,7 @@ def learning_curve_figure(summaries: Sequence[dict], sources: Sequence[str]) -> 
     """One panel per source: refined AP at each checkpoint of every ablation that has a learning curve (seed mean;
     points per seed), the input AP as a dashed line; None without learning curves."""
     sums = [s for s in summaries if s.get("learning_curve")]
-    if not sums:
+    if not sums or not sources:
         return None
     fig = _figure(3.4 * len(sources) + 1.0, 3.6)
     axes = fig.subplots(1, len(sources), sharey=True, squeeze=False)[0]

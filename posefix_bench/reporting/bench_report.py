@@ -121,11 +121,13 @@ def _write_index_plots(ctx: ReportContext, out: Path) -> None:
         ap_delta_figure, fixed_broken_figure, gain_input_figure, learning_curve_figure, speed_gain_figure,
     )
     from posefix_bench.reporting.mpl import save_figure
+    from posefix_bench.reporting.verdicts import curve_sources
 
     save_figure(ap_delta_figure(ctx.summaries, ctx.sources, ctx.default), out / "ap_delta.png")
     save_figure(fixed_broken_figure(ctx.summaries, ctx.sources), out / "fixed_broken.png")
+    curves = curve_sources(ctx.summaries, ctx.sources)
     for name, fig in (("speed_gain.png", speed_gain_figure(ctx.summaries, ctx.sources)),
-                      ("learning_curve.png", learning_curve_figure(ctx.summaries, ctx.sources)),
+                      ("learning_curve.png", learning_curve_figure(ctx.summaries, curves)),
                       (GAIN_PLOT, gain_input_figure(input_strength_points(ctx), str(ctx.default),
                                                   source_families(ctx)))):
         if fig is not None:

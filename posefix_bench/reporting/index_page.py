@@ -22,8 +22,8 @@ from posefix_bench.reporting.context import SMALL_DATA_PERSONS, ReportContext, l
 from posefix_bench.reporting.inputs_section import free_baselines_section, input_strength_section
 from posefix_bench.reporting.tables import markdown_table
 from posefix_bench.reporting.verdicts import (
-    component_sentences, curve_means, default_sentences, deficit_sentence, f3, fmt_stat, gate_sentences, num, pct,
-    ranking_sentences, relation_sentence, verdict_sentence,
+    component_sentences, curve_means, curve_sources, default_sentences, deficit_sentence, f3, fmt_stat,
+    gate_sentences, num, pct, ranking_sentences, relation_sentence, verdict_sentence,
 )
 
 __all__ = ["HOW_TO_READ", "index_markdown", "setup_lines", "gate_table", "gate_lines", "link", "profile_text"]
@@ -412,12 +412,14 @@ def _budget_section(ctx: ReportContext) -> str:
     if not sums:
         return ""
     iters = sorted({p["iterations"] for s in sums for p in s["learning_curve"]})
+    names = curve_sources(sums, ctx.sources)
+    over = "the sources" if list(names) == list(ctx.sources) else f"the sources {', '.join(names)}"
     rows = []
     for s in sums:
-        means = curve_means(s, ctx.sources)
+        means = curve_means(s, names)
         rows.append([label(s)] + [f3(means.get(i), True) for i in iters])
     lines = ["## Training budget", "",
-             "AP delta (refined - input, mean over the sources; refined AP the seed mean) at the checkpoints of each "
+             f"AP delta (refined - input, mean over {over}; refined AP the seed mean) at the checkpoints of each "
              "training run: the same runs as above, evaluated part-way through their schedule (no extra training).",
              "", markdown_table(["ablation"] + [f"{i} it" for i in iters], rows), "",
              "![Learning curves](learning_curve.png)", ""]
@@ -425,8 +427,8 @@ def _budget_section(ctx: ReportContext) -> str:
     ref = next((s for s in sums if s["ablation"] == ctx.default), None) or next(
         (s for s in sums if s["factors"].get("head") != "posefix"), None)
     if published and ref is not None:
-        text = deficit_sentence(f"The published head ({label(published[0])})", curve_means(published[0], ctx.sources),
-                                label(ref), curve_means(ref, ctx.sources), ctx.resolution)
+        text = deficit_sentence(f"The published head ({label(published[0])})", curve_means(published[0], names),
+                                label(ref), curve_means(ref, names), ctx.resolution)
         if text:
             lines.append(f"- {text}")
     return "\n".join(lines).rstrip()

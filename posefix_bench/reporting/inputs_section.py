@@ -1,8 +1,8 @@
 """Index sections about the refiner's inputs: how the gain depends on the input's strength, and the free baselines.
 
 - *Input strength*: PoseFix's own results shrink with a stronger input (Moon et al., CVPR 2019, refining the results of
-  other methods on COCO test-dev: +7.3 AP on an input at 56.6, +2.5 at 71.1). The section plots the default refiner's AP delta against
-  each source's input AP (a point per source) and states the trend in a generated sentence
+  other methods on COCO test-dev: +7.3 AP on an input at 56.6, +2.5 at 71.1). The section plots the default refiner's
+  AP delta against each source's input AP (a point per source) and states the trend in a generated sentence
   (:func:`~posefix_bench.reporting.verdicts.gain_trend_sentence`), and within each family of sources that differ
   only in strength (one estimator's checkpoints, the synthetic source's error scales:
   :func:`~posefix_bench.reporting.verdicts.family_trend_sentences`), since a pooled trend across families can point

@@ -23,7 +23,7 @@ from posefix_bench.record.stats import compare, judge, spread
 __all__ = [
     "COMPONENT_NAMES", "f3", "num", "pct", "count", "fmt_stat", "seeds_text", "plural", "relation_sentence",
     "verdict_sentence", "ranking_sentences", "default_sentences", "component_effects", "component_sentences",
-    "curve_means", "deficit_sentence", "family_trend_sentences", "free_baseline_sentence", "gain_trend_sentence",
+    "curve_sources", "curve_means", "deficit_sentence", "family_trend_sentences", "free_baseline_sentence", "gain_trend_sentence",
     "gate_sentences",
 ]  # fmt: skip
 
@@ -236,6 +236,13 @@ def component_sentences(summaries: Mapping[str, Mapping], sources: Sequence[str]
 
 
 # -- training budget -----------------------------------------------------------------------------------------------
+def curve_sources(summaries: Sequence[Mapping], sources: Sequence[str]) -> list[str]:
+    """The sources that every point of every learning curve has (in ``sources`` order): a profile may evaluate its
+    curves on some of its sources only (``learning_curve.sources``)."""
+    points = [p for s in summaries for p in (s.get("learning_curve") or ())]
+    return [n for n in sources if points and all(n in p["ap"] for p in points)]
+
+
 def curve_means(summary: Mapping, sources: Sequence[str]) -> dict[int, float]:
     """{iterations: AP delta averaged over the sources} of an ablation's learning curve (refined AP of the seed
     mean minus the input AP)."""

@@ -209,3 +209,34 @@ def test_a_source_names_a_rung_of_its_cards_ladder(tmp_path):
     with pytest.raises(PosefixError, match=r"iteration 700 is not a rung of .*ladder \(600, 1200, 1800, 2400\)"):
         steps.estimator(spec)
     assert not (tmp_path / "cache").exists()  # refused before any data or training
+
+
+def test_learning_curve_on_some_sources_and_profile_checks(tmp_path):
+    """``learning_curve.sources``: the curve's final point holds the AP of those sources only (the runs of the
+    others are not on the curve); a profile naming a source it lacks fails before any work."""
+    from types import SimpleNamespace
+
+    from posefix_bench.bench.profile import load_profile
+    from posefix_bench.bench.runner import curve_source_runs, learning_curve
+
+    runs = [SimpleNamespace(seed=0, source=name, train={"iterations": 200}, ap_after={"AP": ap})
+            for name, ap in (("a", 0.5), ("b", 0.3))]
+    curve = learning_curve(runs, {0: {50: {"a": 0.4}, 100: {"a": 0.45}}})
+    assert [p["iterations"] for p in curve] == [50, 100, 200] and curve[-1]["ap"] == {"a": 0.5}
+    assert learning_curve(runs, {0: {50: {"a": 0.4, "b": 0.2}}})[-1]["ap"] == {"a": 0.5, "b": 0.3}
+    sources = [{"name": "a"}, {"name": "b"}]
+    assert curve_source_runs(sources, None) == sources and curve_source_runs(sources, ["b"]) == [{"name": "b"}]
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "r18.py").write_text("model = dict(backbone='resnet18')\n")
+    for section in ("learning_curve", "gate"):
+        (folder / "_profile_.py").write_text(
+            "profile = dict(name='p', data=dict(kind='sandbox'), sources=[dict(name='a', type='synthetic')], "
+            f"{section}=dict(sources=['a', 'nope']))\n")
+        with pytest.raises(PosefixError, match=rf"_profile_.py: {section}.sources \['a', 'nope'\] must name sources "
+                                               r"of the profile \(a\)"):
+            load_profile(folder)
+    (folder / "_profile_.py").write_text("profile = dict(name='p', data=dict(kind='sandbox'), sources=[dict("
+                                         "name='a', type='synthetic')], learning_curve=dict(sources=['a']))\n")
+    assert load_profile(folder).raw["learning_curve"]["sources"] == ["a"]

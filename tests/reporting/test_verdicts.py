@@ -2,7 +2,7 @@
 
 from posefix_bench.record.stats import compare, judge, resolution, seed_stat
 from posefix_bench.reporting.verdicts import (
-    component_sentences, curve_means, default_sentences, deficit_sentence, family_trend_sentences, fmt_stat,
+    component_sentences, curve_means, curve_sources, default_sentences, deficit_sentence, family_trend_sentences, fmt_stat,
     free_baseline_sentence, gain_trend_sentence, gate_sentences, ranking_sentences, relation_sentence, verdict_sentence,
 )
 
@@ -80,6 +80,12 @@ def test_the_published_heads_deficit_over_the_schedule():
     assert deficit_sentence("P", {50: 0.1}, "D", ref, 0.005) is None
     summary = {"sources": {"s": {"ap_before": 0.5}}, "learning_curve": [{"iterations": 50, "ap": {"s": 0.6}}]}
     assert curve_means(summary, ["s"]) == {50: 0.09999999999999998}
+    # curves on some of the sources: the sources every point has, in the profile's order
+    two = {"sources": {"s": {"ap_before": 0.5}, "t": {"ap_before": 0.2}},
+           "learning_curve": [{"iterations": 50, "ap": {"t": 0.3, "s": 0.6}}, {"iterations": 100, "ap": {"t": 0.4}}]}
+    assert curve_sources([summary, two], ["s", "t"]) == [] and curve_sources([two], ["s", "t"]) == ["t"]
+    assert curve_sources([two, {"learning_curve": None}], ["t", "s"]) == ["t"] and curve_sources([], ["t"]) == []
+    assert curve_means(two, curve_sources([two], ["s", "t"])) == {50: 0.09999999999999998, 100: 0.2}
 
 
 def test_gain_against_input_strength():
