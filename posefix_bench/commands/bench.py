@@ -6,7 +6,8 @@ profile's default trained refiner at ``work_dirs/<profile>/default.pth`` (seed 0
 where the bench calibrated one: ``posefix-bench refine`` applies it by default). Steps are cached by content hash under
 the cache folder, so a second run with nothing changed only rewrites the reports, and a killed run resumes.
 ``--smoke`` runs every step of a profile at the smallest size (e.g. the coco profile on coco-mini, before anyone
-queues it on a cluster); ``--executor slurm`` submits the steps as Slurm jobs (``--dry-run``: write the scripts).
+queues it on a cluster); ``--executor slurm`` submits the steps as Slurm jobs (``--dry-run``: write the scripts);
+``--render-only`` rewrites the reports from the last run's ``bench.json`` without running a step.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="every step of the profile at the smallest size: a few validation images, 2 training "
                         "iterations through torchrun's 2 CPU processes where the profile uses torchrun, model-zoo "
                         "estimators without a local checkpoint run with UNTRAINED weights (marked)")
+    p.add_argument("--render-only", action="store_true",
+                   help="rewrite the reports from <out>/<profile>/bench.json, the record of the last run, without "
+                        "running any step (after a change of the report code); its numbers and times stay those of "
+                        "the run that made it, and the cache it points to must still be there")
     p.add_argument("--work-dirs", type=Path, default=Path("work_dirs"),
                    help="where the default trained refiner is left as <profile>/default.pth (default: %(default)s)")
     add_executor_arguments(p)
@@ -55,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     cache = _checks.output_dir(args.cache or default_cache_root(), "--cache")
     _checks.output_dir(args.work_dirs, "--work-dirs")
     profile = load_profile(args.profile, list(args.only) if args.only else None)
+    if args.render_only:
+        return _render_only(out_root / (profile.name + ("-smoke" if args.smoke else "")))
 
     from posefix_bench.bench.executors import DryRunStop, build_executor
     from posefix_bench.bench.runner import RunSpec, run_bench
@@ -93,6 +100,22 @@ def run(args: argparse.Namespace) -> int:
     log(f"wrote {index} ({len(record.ablations)} ablations; bench.json and per-ablation reports beside it)")
     if record.default_ablation in {a.name for a in record.ablations} and not args.smoke:
         log(f"wrote {_leave_default(record, args.work_dirs / record.profile / 'default.pth')}")
+    return 0
+
+
+def _render_only(out_dir: Path) -> int:
+    """The reports of ``out_dir`` written again from its ``bench.json`` (reporting renders a record: no step runs)."""
+    from posefix_bench.errors import file_error
+    from posefix_bench.record.schema import BenchRecord
+    from posefix_bench.reporting.bench_report import write_reports
+    from posefix_bench.structures.io import read_json
+
+    path = out_dir / "bench.json"
+    if not path.is_file():
+        raise file_error(path, "no bench record to render (run the bench first; bench.json is written by a run, "
+                               "not committed)")
+    index = write_reports(BenchRecord.from_dict(read_json(path, "bench record")), out_dir)
+    print(f"wrote {index} from {path} (no step run)")
     return 0
 
 

@@ -413,7 +413,8 @@ def _budget_section(ctx: ReportContext) -> str:
         return ""
     iters = sorted({p["iterations"] for s in sums for p in s["learning_curve"]})
     names = curve_sources(sums, ctx.sources)
-    over = "the sources" if list(names) == list(ctx.sources) else f"the sources {', '.join(names)}"
+    over = "the sources" if list(names) == list(ctx.sources) else (
+        f"the source {names[0]}" if len(names) == 1 else f"the sources {', '.join(names)}")
     rows = []
     for s in sums:
         means = curve_means(s, names)
@@ -428,7 +429,7 @@ def _budget_section(ctx: ReportContext) -> str:
         (s for s in sums if s["factors"].get("head") != "posefix"), None)
     if published and ref is not None:
         text = deficit_sentence(f"The published head ({label(published[0])})", curve_means(published[0], names),
-                                label(ref), curve_means(ref, names), ctx.resolution)
+                                label(ref), curve_means(ref, names), ctx.resolution, over)
         if text:
             lines.append(f"- {text}")
     return "\n".join(lines).rstrip()

@@ -256,31 +256,35 @@ def curve_means(summary: Mapping, sources: Sequence[str]) -> dict[int, float]:
 
 
 def deficit_sentence(label_a: str, a: Mapping[int, float], label_b: str, b: Mapping[int, float],
-                     resolution: float) -> str | None:
-    """Whether ``a``'s deficit against ``b`` (AP delta means per iteration, :func:`curve_means`) closes, narrows,
-    stays or widens over the schedule: the gap at the first and the last common checkpoint, with the resolution as
-    the smallest change that counts, and the last step's direction (still narrowing at the end: more training
-    would tell more)."""
+                     resolution: float, over: str = "the sources") -> str | None:
+    """Whether ``a``'s deficit against ``b`` (AP delta means per iteration over ``over``, :func:`curve_means`)
+    closes, narrows, stays or widens over the schedule: the gap at the first and the last common checkpoint, with
+    the resolution as the smallest change that counts, and the last step's direction: a deficit still narrowing at
+    the last checkpoint may be partly the budget's (more training would tell), whatever it did before."""
     common = sorted(set(a) & set(b))
     if len(common) < 2:
         return None
     gaps = [a[i] - b[i] for i in common]
     first, last = gaps[0], gaps[-1]
     path = ", ".join(f"{g:+.3f} at {i}" for i, g in zip(common, gaps))
-    head = f"{label_a} against {label_b} (AP delta, mean over the sources): {path} iterations"
+    head = f"{label_a} against {label_b} (AP delta, mean over {over}): {path} iterations"
     if first >= -resolution:
         return head + f"; {label_a} has no deficit to close at the first checkpoint."
     if last >= -resolution:
         return head + f": the deficit closes (within the resolution {resolution:.3f} at the last checkpoint)."
+    still = abs(gaps[-1]) < abs(gaps[-2]) - resolution
     if abs(last) < abs(first) - resolution:
-        still = abs(gaps[-1]) < abs(gaps[-2]) - resolution
         return head + (f": the deficit narrows but stays at {last:+.3f}"
                        + ("; it was still narrowing at the last checkpoint, so a longer schedule could narrow it "
                           "further." if still else ", and it no longer narrowed over the last checkpoints."))
     if abs(last) > abs(first) + resolution:
-        return head + ": the deficit widens with training; the budget does not explain it."
-    return head + (f": the deficit stays (it changes by less than the resolution {resolution:.3f}); the budget "
-                   "does not explain it.")
+        text = ": the deficit is wider at the last checkpoint than at the first"
+    else:
+        text = f": the deficit stays (it changes by less than the resolution {resolution:.3f} from first to last)"
+    if still:
+        return head + (text + f", but it narrowed over the last step ({gaps[-2]:+.3f} -> {last:+.3f}): a longer "
+                       "schedule could narrow it further, so this budget does not settle whether it is the head's.")
+    return head + text + "; the budget does not explain it."
 
 
 def free_baseline_sentence(source: str, method: str, method_delta: float | None, refiner: str,

@@ -119,6 +119,17 @@ def test_bench_command_writes_reports(tmp_path, capsys):
     from posefix_bench.models.checkpoint import load_refiner_and_gate
 
     assert load_refiner_and_gate(tmp_path / "work_dirs" / "tiny" / "default.pth")[2] is not None
+    # --render-only: the same reports again from bench.json, no step run (the cache is not touched)
+    capsys.readouterr()
+    (out / "tiny" / "index.md").unlink()
+    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*") if p.is_file()}
+    assert main(args + ["--render-only"]) == 0
+    assert (out / "tiny" / "index.md").read_text() == index and "no step run" in capsys.readouterr().out
+    assert stamp == {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*") if p.is_file()}
+    (out / "tiny" / "bench.json").unlink()
+    assert main(args + ["--render-only"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bench.json: no bench record to render" in err
 
 
 def test_unknown_profile_is_one_line_error(capsys):

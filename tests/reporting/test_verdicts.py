@@ -72,9 +72,13 @@ def test_the_published_heads_deficit_over_the_schedule():
     narrowing = deficit_sentence("P", {50: -0.50, 100: -0.30, 150: -0.20, 200: -0.10}, "D", ref, 0.005)
     assert "the deficit narrows but stays at -0.190" in narrowing and "still narrowing" in narrowing
     flat = deficit_sentence("P", {50: -0.40, 100: -0.40, 150: -0.40, 200: -0.40}, "D", ref, 0.005)
-    assert "the deficit widens" in flat or "the deficit stays" in flat
+    assert "the deficit is wider at the last checkpoint than at the first; the budget does not explain it" in flat
     same = deficit_sentence("P", {50: -0.45, 100: -0.452, 150: -0.449, 200: -0.448}, "D", {k: -0.04 for k in ref}, 0.005)
     assert "the deficit stays" in same and "the budget does not explain it" in same
+    # wider at the end than at the start, but narrowing over the last step: the budget is not ruled out
+    late = deficit_sentence("P", {50: -0.48, 100: -0.59, 150: -0.58, 200: -0.45}, "D", ref, 0.005, "the source s")
+    assert "(AP delta, mean over the source s)" in late and "the deficit is wider at the last checkpoint" in late
+    assert "but it narrowed over the last step (-0.670 -> -0.540)" in late and "does not explain" not in late
     closing = deficit_sentence("P", {50: -0.30, 200: 0.088}, "D", ref, 0.005)
     assert "the deficit closes" in closing
     assert deficit_sentence("P", {50: 0.1}, "D", ref, 0.005) is None
