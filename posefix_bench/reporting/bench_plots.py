@@ -247,7 +247,7 @@ def learning_curve_figure(summaries: Sequence[dict], sources: Sequence[str]) -> 
     sums = [s for s in summaries if s.get("learning_curve")]
     if not sums or not sources:
         return None
-    fig = _figure(3.4 * len(sources) + 1.0, 3.6)
+    fig = _figure(max(3.4 * len(sources) + 1.0, 7.0), 3.6)  # one panel: still room for the title
     axes = fig.subplots(1, len(sources), sharey=True, squeeze=False)[0]
     colors = [CLASS_COLORS[c] for c in ("swap", "miss", "good", "inversion", "jitter", "absent")]
     for ax, name in zip(axes, sources):
