@@ -33,6 +33,7 @@ from posefix_bench.record.metrics import FIXABLE
 from posefix_bench.reporting.context import label
 from posefix_bench.reporting.diagnosis_plots import CLASS_COLORS
 from posefix_bench.reporting.mpl import figure as _figure
+from posefix_bench.reporting.verdicts import family_groups
 from posefix_bench.structures.schema import KeypointSchema
 
 __all__ = [
@@ -216,13 +217,9 @@ def gain_input_figure(points: Sequence[tuple[str, float, float]], refiner: str,
         return None
     fig = _figure(6.0, 4.0)
     ax = fig.add_subplot()
-    groups: dict[str, list] = {}
-    for p in points:
-        groups.setdefault((families or {}).get(p[0], p[0]), []).append(p)
     colors = [CLASS_COLORS[c] for c in ("swap", "miss", "inversion", "jitter", "absent")]
     lines = 0
-    for fam, pts in groups.items():
-        pts = sorted(pts, key=lambda p: p[1])
+    for fam, pts in family_groups(points, families).items():
         if len(pts) > 1:
             ax.plot([p[1] for p in pts], [p[2] for p in pts], "o-", color=colors[lines % len(colors)], ms=5,
                     lw=1.2, label=fam)

@@ -23,8 +23,8 @@ from posefix_bench.record.stats import compare, judge, spread
 __all__ = [
     "COMPONENT_NAMES", "f3", "num", "pct", "count", "fmt_stat", "seeds_text", "plural", "relation_sentence",
     "verdict_sentence", "ranking_sentences", "default_sentences", "component_effects", "component_sentences",
-    "curve_sources", "curve_means", "deficit_sentence", "family_trend_sentences", "free_baseline_sentence", "gain_trend_sentence",
-    "gate_sentences",
+    "curve_sources", "curve_means", "deficit_sentence", "family_groups", "family_trend_sentences",
+    "free_baseline_sentence", "gain_trend_sentence", "gate_sentences",
 ]  # fmt: skip
 
 COMPONENT_NAMES = {"prior": "the identity prior", "skip": "the stride-4 skip"}
@@ -324,6 +324,17 @@ def gain_trend_sentence(points: Sequence[tuple[str, float, float]], resolution: 
             f"{span}.")
 
 
+def family_groups(points: Sequence[tuple[str, float, float]],
+                  families: Mapping[str, str] | None) -> dict[str, list[tuple[str, float, float]]]:
+    """(source, input AP, AP delta) points grouped by family label (``families``: source -> label; a source
+    without one is its own family), each group weakest input first; points without both numbers are left out."""
+    groups: dict[str, list] = {}
+    for p in points:
+        if p[1] is not None and p[2] is not None:
+            groups.setdefault((families or {}).get(p[0], p[0]), []).append(p)
+    return {fam: sorted(pts, key=lambda p: p[1]) for fam, pts in groups.items()}
+
+
 def family_trend_sentences(points: Sequence[tuple[str, float, float]], families: Mapping[str, str],
                            resolution: float) -> list[str]:
     """The gain-vs-input trend within each family of sources that differ only in strength (``families``: source ->
@@ -332,15 +343,10 @@ def family_trend_sentences(points: Sequence[tuple[str, float, float]], families:
     (a synthetic paper mix at AP 0.62 is not an estimator at 0.62), so a pooled trend can point the other way than
     every family's (Simpson's paradox); within a family only the strength changes. Two points of one family do
     show a direction; whether it is a trend beyond them is for more rungs to say."""
-    groups: dict[str, list] = {}
-    for p in points:
-        if p[1] is not None and p[2] is not None and p[0] in families:
-            groups.setdefault(families[p[0]], []).append(p)
     out = []
-    for fam, pts in groups.items():
+    for fam, pts in family_groups(points, families).items():
         if len(pts) < 2:
             continue
-        pts = sorted(pts, key=lambda p: p[1])
         steps = ", ".join(f"{f3(p[2], True)} on {p[0]} (input AP {f3(p[1])})" for p in pts)
         change = pts[-1][2] - pts[0][2]
         if abs(change) <= resolution:
