@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from posefix_bench.bench.executors import DryRunStop, build_executor
     from posefix_bench.bench.runner import RunSpec, run_bench
     from posefix_bench.progress import tqdm_progress
+    from posefix_bench.record.schema import keep_computing_run
     from posefix_bench.reporting.bench_report import write_reports
     from posefix_bench.structures.io import atomic_write_json
 
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _checks.print_warnings("bench", record.data_warnings)
     out_dir = out_root / (record.profile + ("-smoke" if args.smoke else ""))
+    record = keep_computing_run(record, _previous_record(out_dir / "bench.json"))
     atomic_write_json(out_dir / "bench.json", record.to_dict())
     if record.data.kind == "sandbox":  # what the generated data looks like, for the index and the README
         from posefix_bench.reporting.draw import coco_contact_sheet, write_image
@@ -101,6 +103,20 @@ def run(args: argparse.Namespace) -> int:
     if record.default_ablation in {a.name for a in record.ablations} and not args.smoke:
         log(f"wrote {_leave_default(record, args.work_dirs / record.profile / 'default.pth')}")
     return 0
+
+
+def _previous_record(path: Path):
+    """The last run's record at ``path``, or None where there is none or it cannot be read (an older format)."""
+    from posefix_bench.errors import PosefixError
+    from posefix_bench.record.schema import BenchRecord
+    from posefix_bench.structures.io import read_json
+
+    if not path.is_file():
+        return None
+    try:
+        return BenchRecord.from_dict(read_json(path, "bench record"))
+    except PosefixError:
+        return None
 
 
 def _render_only(out_dir: Path) -> int:

@@ -4,8 +4,9 @@ Every timed number of this suite (bench, throughput, scale) is quoted with it, b
 day to day (AVX-512 with or without native bf16, AVX2 only; shared cores). It joins mmengine's ``collect_env``
 (Python, GCC, PyTorch, TorchVision, OpenCV, MMEngine, CUDA and GPU names: the fields mmpose and mmengine print in
 their logs) with what the speed of this suite depends on: the CPU model and its torch capability, the native bf16
-evidence (:func:`posefix_bench.engine.precision.native_support`), the torch threads, the load average when the
-record was taken, and the versions of numpy, mmcv, mmpose and this package. ``device_slug`` names result files.
+evidence (:func:`posefix_bench.engine.precision.native_support`), ``$POSEFIX_PRECISION``, the torch threads, the
+load average when the record was taken, and the versions of numpy, mmcv, mmpose and this package. ``device_slug``
+names result files.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def environment(device: str = "cpu") -> dict:
     import torch
     from mmengine.utils.dl_utils import collect_env
 
-    from posefix_bench.engine.precision import native_support
+    from posefix_bench.engine.precision import PRECISION_ENV, native_support
 
     dev = torch.device(device)
     collected = collect_env()
@@ -74,6 +75,8 @@ def environment(device: str = "cpu") -> dict:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "native": native_support(dev),
         "threads": torch.get_num_threads(),
+        # what ``auto`` precision means here when set (engine.precision.PRECISION_ENV): part of every timed number
+        "precision_override": os.environ.get(PRECISION_ENV) or None,
         "load_average_1min": load_average(),
         # PyTorch's CPU allocator puts buffers >= 2 MB on transparent huge pages when this is set at process
         # start: fewer page faults on the large activations and heatmap batches (must be set before torch allocates)

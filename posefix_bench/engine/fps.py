@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from posefix_bench.engine.precision import PRECISIONS, candidates, native_support, probe, torch_threads
+from posefix_bench.engine.precision import PRECISIONS, candidates, effective, native_support, probe, torch_threads
 from posefix_bench.engine.environment import environment
 from posefix_bench.engine.throughput import (
     PeakProbe,
@@ -68,6 +68,7 @@ def refiner_fps(model_cfg: dict, num_keypoints: int, device: str = "cpu", batche
         gflop = refiner_gflop(cfg)
         model = fold_batchnorm(build_refiner(cfg, seed=0).eval().to(device).to(memory_format=torch.channels_last))
         wanted = (precisions,) if isinstance(precisions, str) else tuple(precisions)
+        wanted = tuple(dict.fromkeys(effective(p, device) for p in wanted))  # auto as $POSEFIX_PRECISION says
         record = probe("infer", device=device, batch=max(batches), net=model, channels_last=True,
                        cache_dir=cache_dir) if "auto" in wanted else None
         timed, emulated = plan_precisions(wanted, device, record)

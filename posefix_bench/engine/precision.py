@@ -27,7 +27,11 @@ the actual device:
    chosen; among fp32 and the native ones the fastest wins, where a reduced precision must be at least
    :data:`MIN_GAIN` x faster than fp32 (it costs accuracy, and the choice must not flip on timing noise).
 
-An explicit ``fp32`` / ``bf16`` / ``fp16`` always wins (:func:`resolve_precision`). Probe results are cached per
+An explicit ``fp32`` / ``bf16`` / ``fp16`` always wins (:func:`resolve_precision`). The environment variable
+``POSEFIX_PRECISION`` (:data:`PRECISION_ENV`: ``fp32`` / ``bf16`` / ``fp16`` / ``auto``) says what ``auto`` means in
+this process and every process it starts (:func:`effective`): ``POSEFIX_PRECISION=fp32`` gives fp32 numbers on any
+machine, e.g. to reproduce reports made on a CPU without native bf16 on one with it (issue 25). Its record says
+``decided_by: POSEFIX_PRECISION``; an explicit setting (``train.amp``, ``--precision``) still wins over it. Probe results are cached per
 process (:func:`clear_probe_cache`) and, with ``cache_dir``, on disk per machine, so every process of a bench (and
 every re-run on the same machine) makes the same choice and cache keys stay stable.
 
@@ -60,7 +64,8 @@ __all__ = [
     "PRECISIONS", "CHOICES", "PROBE_BATCH", "MIN_GAIN", "EMULATED_RATIO", "BUDGET_S",
     "autocast", "dtype_of", "check_precision", "amp_to_precision", "native_support", "candidates", "decide",
     "measure", "train_step_fn", "infer_step_fn", "probe", "explicit_record", "resolve_precision",
-    "clear_probe_cache", "speed_text", "torch_threads", "synchronize",
+    "clear_probe_cache", "speed_text", "torch_threads", "synchronize", "PRECISION_ENV", "precision_override",
+    "effective",
 ]  # fmt: skip
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -70,6 +75,7 @@ CUDA_PROBE_BATCH = 64  # on CUDA small batches are launch-bound and would hide w
 MIN_GAIN = 1.10  # a reduced precision must be at least this much faster than fp32 to be chosen
 EMULATED_RATIO = 2.0  # without a flag either way, this much slower than fp32 counts as emulated
 BUDGET_S = 2.0  # seconds of timed calls per precision (after the warm-up call)
+PRECISION_ENV = "POSEFIX_PRECISION"  # what ``auto`` means in this process (module docstring)
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86; aarch64 reports "bf16" in its Features line
 
 _PROBES: dict[str, dict] = {}
@@ -108,6 +114,20 @@ def check_precision(value, device="cpu", what: str = "precision") -> str:
     if value == "fp16" and _device_type(device) != "cuda":
         raise PosefixError(f"{what}='fp16' needs CUDA (use 'bf16' or 'auto' on the CPU)")
     return str(value)
+
+
+def precision_override(device="cpu") -> str | None:
+    """The precision ``$POSEFIX_PRECISION`` puts in place of ``auto`` (None: unset, empty or ``auto``); a bad value
+    is a one-line error naming the variable."""
+    value = os.environ.get(PRECISION_ENV, "").strip()
+    if not value or value == "auto":
+        return None
+    return check_precision(value, device, f"environment variable {PRECISION_ENV}")
+
+
+def effective(requested: str, device="cpu") -> str:
+    """``requested`` with ``auto`` replaced by :func:`precision_override` where that is set."""
+    return (precision_override(device) or "auto") if requested == "auto" else requested
 
 
 def amp_to_precision(amp, device="cpu", what: str = "config: train.amp") -> str:
@@ -491,7 +511,8 @@ def explicit_record(precision: str, device="cpu", kind: str = "train", decided_b
     for p in PRECISIONS[1:]:
         flag = support["native"].get(p)
         status[p] = "unsupported" if p not in candidates(dev) else {True: "native", False: "emulated"}.get(flag, "unknown")
-    note = "set explicitly" if decided_by == "explicit" else f"from the {decided_by}"
+    note = {"explicit": "set explicitly", PRECISION_ENV: f"set by {PRECISION_ENV}={precision}"}.get(
+        decided_by, f"from the {decided_by}")
     if status.get(precision) == "emulated":
         where = "this GPU" if dev.type == "cuda" else "this CPU"
         note += f"; emulated on {where}: {_no_flags(dev.type, support['evidence'])}"
@@ -504,10 +525,14 @@ def resolve_precision(requested, device="cpu", kind: str = "train", model_cfg=No
                       batch: int = PROBE_BATCH, threads: int | None = None, channels_last: bool = False,
                       cache_dir=None, what: str = "precision") -> dict:
     """The precision record for a requested ``auto`` / ``fp32`` / ``bf16`` / ``fp16``: explicit names win, ``auto``
-    runs (or reuses) the :func:`probe`. Bad names are one-line errors naming ``what``."""
+    takes ``$POSEFIX_PRECISION`` where it is set (recorded as ``decided_by: POSEFIX_PRECISION``, ``requested:
+    auto``), else runs (or reuses) the :func:`probe`. Bad names are one-line errors naming ``what``."""
     requested = check_precision(requested, device, what)
     if requested != "auto":
         return explicit_record(requested, device, kind)
+    override = precision_override(device)
+    if override is not None:
+        return dict(explicit_record(override, device, kind, decided_by=PRECISION_ENV), requested="auto")
     if model_cfg is None and net is None:
         raise PosefixError(f"{what}='auto' needs the network (model config) to probe")
     return probe(kind, model_cfg, device, batch=batch, threads=threads, net=net, channels_last=channels_last,

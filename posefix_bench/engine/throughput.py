@@ -34,7 +34,8 @@ import torch
 
 from posefix_bench.codecs.heatmap import render_heatmaps, render_heatmaps_loop
 from posefix_bench.engine.latency import data_prep_benchmark, e2e_latency
-from posefix_bench.engine.precision import PRECISIONS, autocast, dtype_of, native_support, probe, synchronize
+from posefix_bench.engine.precision import (PRECISIONS, autocast, dtype_of, effective, native_support, probe,
+                                            synchronize)
 from posefix_bench.engine.environment import environment, load_average
 from posefix_bench.errors import PosefixError
 from posefix_bench.models import RefinerConfig, build_refiner, fold_batchnorm, is_folded
@@ -376,8 +377,9 @@ def run_throughput(spec: ThroughputSpec, dataset=None, e2e: Callable[[], dict] |
     torch.backends.cudnn.benchmark = True
     try:
         env = environment(spec.device)
-        record = _precision_probe(spec) if "auto" in spec.precisions else None
-        timed, emulated = plan_precisions(spec.precisions, dev, record)
+        wanted = tuple(dict.fromkeys(effective(p, dev) for p in spec.precisions))  # $POSEFIX_PRECISION
+        record = _precision_probe(spec) if "auto" in wanted else None
+        timed, emulated = plan_precisions(wanted, dev, record)
         peaks = {p: matmul_peak(dev, p, spec.peak_sizes) for p in timed}
         bandwidth = fill_bandwidth(dev)
         render = render_benchmark(dev, spec.render_batch, COCO17.num_keypoints, tuple(spec.render_size),

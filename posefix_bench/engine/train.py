@@ -55,7 +55,7 @@ from posefix_bench.engine.distributed import (
     shutdown_distributed,
 )
 from posefix_bench.engine.hooks import LOSS_KEYS, HookBase, default_hooks
-from posefix_bench.engine.precision import amp_to_precision, dtype_of, resolve_precision
+from posefix_bench.engine.precision import amp_to_precision, dtype_of, precision_override, resolve_precision
 from posefix_bench.engine.train_config import (
     DataSettings,
     TrainSettings,
@@ -161,11 +161,13 @@ class Trainer:
 
     def _resolve_precision(self) -> dict:
         """The precision record: an explicit ``train.amp`` as set; ``'auto'`` the precision of the run's latest
-        checkpoint (a resumed run keeps its precision) or else the probe's choice, rank 0's for every process."""
+        checkpoint (a resumed run keeps its precision) or else ``$POSEFIX_PRECISION`` or the probe's choice: rank 0
+        decides and broadcasts its record, so every process of a torchrun job trains in the same precision."""
         import torch
 
         requested = amp_to_precision(self.tr.amp, self.device)
-        latest = find_resume_checkpoint(self.checkpoint_dir).path if requested == "auto" else None
+        keep = requested == "auto" and precision_override(self.device) is None  # $POSEFIX_PRECISION: as explicit
+        latest = find_resume_checkpoint(self.checkpoint_dir).path if keep else None
         if latest is not None:
             saved = torch.load(latest, map_location="cpu", weights_only=True).get("precision")
             if isinstance(saved, dict) and saved.get("precision") in ("fp32", "bf16", "fp16"):

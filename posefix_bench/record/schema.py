@@ -30,30 +30,53 @@ from posefix_bench.codecs.taxonomy import ERROR_TYPES
 from posefix_bench.errors import PosefixError
 
 __all__ = ["BENCH_FORMAT", "GATE_STATES", "DataInfo", "MixInfo", "SourceRun", "GateRun", "Run", "GateInfo",
-           "AblationResult", "FreeBaseline", "BenchRecord", "shown_path", "shown_text"]
+           "AblationResult", "FreeBaseline", "BenchRecord", "shown_path", "shown_text", "keep_computing_run"]
 
 BENCH_FORMAT = "posefix-bench/bench/v3"  # v3: the default ablation's gate, evaluator and data warnings
 GATE_STATES = ("calibrated", "off")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def shown_path(path: str | os.PathLike, cache_root: str | os.PathLike | None = None) -> str:
-    """How a report names a file: relative to the repository when it is in or beside it (``../shared/...``),
-    ``<cache>/...`` inside a step cache kept elsewhere, else the bare file name behind ``<elsewhere>/``."""
-    p = Path(path).resolve()
-    for base, prefix in ((REPO_ROOT, None), (Path(cache_root).resolve() if cache_root else None, "<cache>")):
-        if base is None:
-            continue
-        try:
-            rel = p.relative_to(base)
-        except ValueError:
-            continue
-        return str(rel) if prefix is None else f"{prefix}/{rel}"
+def _forms(path: str | os.PathLike) -> list[Path]:
+    """A path as written (absolute, links kept) and with its links resolved: a report names whichever lies in a
+    known place (a data root that is a link, or a ``../shared`` that is one, stays ``../shared/...``)."""
+    written = Path(os.path.abspath(os.fspath(path)))
+    resolved = written.resolve()
+    return [written] if resolved == written else [written, resolved]
+
+
+def _places(cache_root) -> list[tuple[Path, str | None]]:
+    """(folder, how a path below it is shown), first match wins: the repository, the step cache (``<cache>``), the
+    folder holding the repository (``..``), and the target of each link beside the repository by the link's name
+    (a ``../shared`` that links elsewhere still shows as ``../shared``)."""
+    places: list[tuple[Path, str | None]] = [(base, None) for base in _forms(REPO_ROOT)]
+    if cache_root:
+        places += [(base, "<cache>") for base in _forms(cache_root)]
+    parent = REPO_ROOT.parent
+    places += [(base, "..") for base in _forms(parent)]
     try:
-        rel = p.relative_to(REPO_ROOT.parent)
-        return str(Path("..") / rel)
-    except ValueError:
-        return f"<elsewhere>/{p.name}"
+        links = sorted(e for e in parent.iterdir() if e.is_symlink())
+    except OSError:
+        links = []
+    places += [(link.resolve(), f"../{link.name}") for link in links]
+    return places
+
+
+def shown_path(path: str | os.PathLike, cache_root: str | os.PathLike | None = None) -> str:
+    """How a report names a file: relative to the repository when it is in or beside it (``../shared/...``, also
+    where ``../shared`` or the data root is a symbolic link), ``<cache>/...`` inside a step cache kept elsewhere, else
+    the bare file name behind ``<elsewhere>/``."""
+    forms = _forms(path)
+    for base, prefix in _places(cache_root):
+        for p in forms:
+            try:
+                rel = p.relative_to(base)
+            except ValueError:
+                continue
+            if prefix is None:
+                return str(rel)
+            return prefix if str(rel) == "." else f"{prefix}/{rel}"
+    return f"<elsewhere>/{forms[-1].name}"
 
 
 _ABS_PATH = re.compile(r"(?<![\w.~])/[^\s,;()'\"`]+")
@@ -282,6 +305,9 @@ class BenchRecord:
     comparisons: list = field(default_factory=list)
     default_ablation: str | None = None
     baselines: list = field(default_factory=list)  # [FreeBaseline]
+    # a rerun that reused every number from the cache: its own time; ``timings`` (and ``environment``) stay those of
+    # the run that computed the numbers (:func:`keep_computing_run`)
+    rerun_timings: dict | None = None
     format: str = BENCH_FORMAT
 
     @property
@@ -370,3 +396,22 @@ class BenchRecord:
             r = next(r for r in a.runs if r.gate is None)
             raise PosefixError(f"{where}: ablation {a.name}: calibrated gate, but the run of seed {r.seed} on "
                                f"{r.source} has no gated reading")
+
+
+# what describes a run rather than its results: a rerun may differ in these alone
+_RUN_FIELDS = ("environment", "timings", "rerun_timings", "cache_root")
+
+
+def keep_computing_run(new: BenchRecord, previous: BenchRecord | None) -> BenchRecord:
+    """``new`` as the record to write after ``previous`` (the last ``bench.json`` of the profile, None if absent).
+
+    When every result of ``new`` equals ``previous``'s (a rerun served by the step cache), its time line and
+    environment stay those of the run that computed the numbers, and this run's own timings go to
+    ``rerun_timings``; otherwise ``new`` is returned as it is."""
+    if previous is None or previous.profile != new.profile:
+        return new
+    results = [{k: v for k, v in r.to_dict().items() if k not in _RUN_FIELDS} for r in (new, previous)]
+    if results[0] != results[1]:
+        return new
+    return dataclasses.replace(new, timings=previous.timings, environment=previous.environment,
+                               rerun_timings=new.timings)

@@ -72,9 +72,18 @@ def setup_lines(ctx: ReportContext) -> list[str]:
         f"- **Machine**: {(env.get('peaks') or {}).get('sentence', 'matmul peak not measured')} (measured at the "
         "start of this run).",
         f"- **Precision**: {_precision_text(ctx)}.",
-        f"- **Time**: total {t.get('total', 0):.0f} s ({stages}){_budget_text(env.get('budget'), t.get('total'))}. "
-        "Cached steps cost nothing in a rerun; training times below are those of the run that trained each refiner.",
+        f"- **Time**: total {t.get('total', 0):.0f} s ({stages}){_budget_text(env.get('budget'), t.get('total'))}"
+        f"{_rerun_text(rec.rerun_timings)}. Cached steps cost nothing in a rerun; training times below are those of "
+        "the run that trained each refiner.",
     ] + ([f"- **Data checks**: {'; '.join(rec.data_warnings)}."] if rec.data_warnings else [])
+
+
+def _rerun_text(rerun: Mapping | None) -> str:
+    """The time of a rerun that took every number from the cache, beside the computing run's own time."""
+    if not rerun:
+        return ""
+    return (f"; the time of the run that computed these numbers (this rerun: {rerun.get('total', 0):.0f} s, every "
+            "number reused from the step cache)")
 
 
 def _budget_text(budget: Mapping | None, total: float | None) -> str:
@@ -95,8 +104,11 @@ def _precision_text(ctx: ReportContext) -> str:
             train[str(t.get("precision") or "-")] = train.get(str(t.get("precision") or "-"), 0) + 1
         refine |= {p for src in s["sources"].values() for p in src.get("refine_precision") or ()}
     trained = ", ".join(f"{p} ({n})" for p, n in sorted(train.items()))
+    override = ctx.record.environment.get("precision_override")
+    how = (f"`POSEFIX_PRECISION={override}` was set: every `auto` ran in {override}" if override not in (None, "auto")
+           else "`auto`: the fastest precision the device runs natively, by a short probe")
     return (f"trainings {trained}; refinements {', '.join(sorted(refine)) or '-'}; each FPS row names its own "
-            "(`auto`: the fastest precision the device runs natively, by a short probe; posefix_bench.engine.precision)")
+            f"({how}; posefix_bench.engine.precision; `POSEFIX_PRECISION=fp32` gives fp32 on any machine)")
 
 
 def _caveats(ctx: ReportContext) -> list[str]:

@@ -2,7 +2,8 @@
 gradients equal the single-process reference on the same global batch.
 
 Run by pytest, this file launches itself under ``torchrun --standalone --nproc-per-node 2`` (the ``__main__`` block):
-each process joins the gloo group, builds the real :class:`~posefix_bench.engine.train.Trainer`, computes the loss
+each process joins the gloo group, builds the real :class:`~posefix_bench.engine.train.Trainer` (once with
+``train.amp='auto'``: rank 0 alone decides the precision and broadcasts it), computes the loss
 of its shard of iteration 0's global batch through DistributedDataParallel, and rank 0 saves the all-reduced
 gradients; then both processes run the ``posefix-bench train`` command itself for a few iterations.
 
@@ -28,6 +29,8 @@ TINY = {
     "data.max_samples": 16, "data.cache_images": True, "train.batch_size": 8, "train.max_iters": 4,
     "train.checkpoint_interval": 2, "train.log_interval": 2, "train.threads": 1, "train.num_workers": 0,
     "model.deconv_channels": 64,
+    # the numbers compared below are fp32's: 'auto' picks bf16 on a CPU with native bf16 (issue 25)
+    "train.amp": "fp32",
 }
 
 
@@ -44,6 +47,18 @@ def _probe(out_dir: Path) -> None:
     from posefix_bench.engine.train import Trainer, load_config
 
     info = init_distributed()
+    # 'auto': rank 0 alone decides the precision and every rank trains in its choice (here a marked record;
+    # another rank's own decision would fail the test)
+    from posefix_bench.engine import train as train_module
+    from posefix_bench.engine.precision import explicit_record
+
+    def rank0_decides(requested, device, *args, **kwargs):
+        assert info.rank == 0, f"rank {info.rank} decided the precision itself"
+        return dict(explicit_record("fp32", device, "train"), requested=requested, decided_on_rank=0)
+
+    resolve, train_module.resolve_precision = train_module.resolve_precision, rank0_decides
+    auto = Trainer(load_config(CONFIG, dict(TINY, **{"train.amp": "auto"})), out_dir / "auto", info).precision
+    train_module.resolve_precision = resolve
     cfg = load_config(CONFIG, TINY)
     trainer = Trainer(cfg, out_dir / "probe", info)
     trainer.model.train()
@@ -53,7 +68,7 @@ def _probe(out_dir: Path) -> None:
         grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
         torch.save(grads, out_dir / "ddp_grads.pth")
     (out_dir / f"rank{info.rank}.json").write_text(json.dumps({**losses, "backend": info.backend,
-                                                                 "world_size": info.world_size}))
+                                                                 "world_size": info.world_size, "auto": auto}))
     code = cli.main(["train", "--config", str(CONFIG), "--work-dir", str(out_dir / "run"),
                      "--cfg-options", *_options()])
     shutdown_distributed(info)
@@ -76,6 +91,8 @@ def test_torchrun_two_gloo_processes_train_and_match_single_process_gradients(tm
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert all(r["backend"] == "gloo" and r["world_size"] == 2 for r in ranks)
+    # one precision decision, rank 0's, broadcast to every rank
+    assert ranks[0]["auto"] == ranks[1]["auto"] and ranks[1]["auto"]["decided_on_rank"] == 0
 
     # the real run finished: rank 0 wrote the model and the log (world size 2 recorded), rank 1 wrote nothing else
     run = tmp_path / "run"

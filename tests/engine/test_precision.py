@@ -96,6 +96,7 @@ def test_native_support_follows_the_cpu_flags():
 
 
 def test_explicit_names_win_and_bad_names_are_one_line_errors(monkeypatch):
+    monkeypatch.delenv(P.PRECISION_ENV, raising=False)
     monkeypatch.setattr(P, "measure", lambda *a, **k: pytest.fail("an explicit precision must not probe"))
     rec = P.resolve_precision("bf16", "cpu", "train", TINY)
     assert (rec["precision"], rec["decided_by"], rec["probe"]) == ("bf16", "explicit", None)

@@ -436,3 +436,36 @@ def test_the_record_checks_the_gate(record):
     good["runs"][1]["gate"] = None
     with pytest.raises(PosefixError, match="has no gated reading"):
         BenchRecord.from_dict(rec)
+
+
+def test_a_cached_rerun_keeps_the_time_of_the_run_that_computed_the_numbers(record):
+    """Issue 25: after a rerun served by the cache, the index's time line said 'total 25 s'. It now keeps the
+    computing run's time (and its environment: the machine peak it was quoted beside), with the rerun's own time
+    beside it, labelled; a rerun that computed anything anew is a run of its own."""
+    from posefix_bench.record.schema import keep_computing_run
+
+    rerun = dataclasses.replace(record, timings={"data": 0.5, "total": 25.0}, environment=dict(
+        record.environment, load_average_1min=0.1), cache_root="/elsewhere/cache")
+    kept = keep_computing_run(rerun, record)
+    assert kept.timings == record.timings and kept.environment == record.environment
+    assert kept.rerun_timings == {"data": 0.5, "total": 25.0} and kept.cache_root == "/elsewhere/cache"
+    again = keep_computing_run(dataclasses.replace(rerun, timings={"total": 20.0}), kept)  # a rerun of the rerun
+    assert again.timings == record.timings and again.rerun_timings == {"total": 20.0}
+    assert BenchRecord.from_dict(json.loads(json.dumps(again.to_dict()))).rerun_timings == {"total": 20.0}
+    from posefix_bench.reporting.context import ReportContext
+    from posefix_bench.reporting.index_page import setup_lines
+
+    def time_line(rec):
+        ctx = ReportContext(record=rec, diags={}, baselines={}, crops={}, resolution=0.01, occluded_resolution=None)
+        return next(x for x in setup_lines(ctx) if x.startswith("- **Time**"))
+
+    line = time_line(again)
+    assert line.startswith("- **Time**: total 120 s (data 1 s, training 100 s); the time of the run that computed "
+                           "these numbers (this rerun: 20 s, every number reused from the step cache).")
+
+    changed = dataclasses.replace(rerun, description="other numbers")
+    assert keep_computing_run(changed, record) is changed
+    assert keep_computing_run(rerun, None) is rerun
+    assert keep_computing_run(rerun, dataclasses.replace(record, profile="other")) is rerun
+    line = time_line(rerun)
+    assert line.startswith("- **Time**: total 25 s (data 0 s). Cached")

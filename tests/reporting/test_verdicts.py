@@ -184,6 +184,29 @@ def test_absolute_paths_in_report_text_are_shown_relative():
     assert shown_text("AP 0.5 / 0.6, no path", None) == "AP 0.5 / 0.6, no path"
 
 
+def test_report_paths_through_a_symlinked_shared_folder_and_data_root(tmp_path, monkeypatch):
+    """``../shared`` as a link to another disk (a common layout for data), a data root that is itself a link, and a
+    step cache behind a link: reports name them as the user laid them out, whichever form a path arrives in."""
+    from posefix_bench.record import schema
+
+    work, disk = tmp_path / "work", tmp_path / "disk"
+    repo, real = work / "repo", disk / "shared" / "data" / "coco-mini"
+    repo.mkdir(parents=True)
+    real.mkdir(parents=True)
+    (work / "shared").symlink_to(disk / "shared", target_is_directory=True)
+    (disk / "cache").mkdir()
+    (tmp_path / "cache-link").symlink_to(disk / "cache", target_is_directory=True)
+    (tmp_path / "my-coco").symlink_to(real, target_is_directory=True)
+    monkeypatch.setattr(schema, "REPO_ROOT", repo)
+    for form in (work / "shared" / "data" / "coco-mini", real, tmp_path / "my-coco"):
+        assert schema.shown_path(form) == "../shared/data/coco-mini", form
+    assert schema.shown_text(f"training split train2017 of {real}, every image") == \
+        "training split train2017 of ../shared/data/coco-mini, every image"
+    assert schema.shown_path(disk / "cache" / "train" / "final.pth", tmp_path / "cache-link") == "<cache>/train/final.pth"
+    assert schema.shown_path(repo / "reports" / "quick") == "reports/quick"
+    assert schema.shown_path(tmp_path / "other" / "x.json") == "<elsewhere>/x.json"
+
+
 def test_gain_plot_joins_each_family():
     from posefix_bench.reporting.bench_plots import gain_input_figure
 
