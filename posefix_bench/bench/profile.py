@@ -6,7 +6,11 @@ A profile is a folder ``ablations/<profile>/`` holding
   settings, and the comparisons the index draws);
 - one refiner config per ablation (every ``*.py`` not starting with ``_``), each a ``_base_`` plus the few lines it
   changes, its file name saying which factors it sets (``r18_64x48_paper_lb-off_skip.py``). An ablation may
-  carry a ``bench = dict(seeds=[0, 1], tags=[...])`` section that the trainer ignores.
+  carry a ``bench = dict(seeds=[0, 1], tags=[...], trains_on='sandbox')`` section that the trainer ignores
+  (``trains_on``: an ablation of a profile over real data that trains on generated scenes must say so).
+
+The ``profile`` dict is checked against a typed schema when it loads (:mod:`posefix_bench.bench.profile_schema`:
+an unknown key is an error naming the nearest known one), and across sections (:func:`check_profile`).
 
 Each config is parsed once, here (mmengine resolves its ``_base_`` chain); the bench's steps use the parsed dict
 (:attr:`Ablation.config`) and the factors it sets (:func:`ablation_factors`), never the file name.
@@ -18,6 +22,7 @@ check), ``coco`` (a full COCO root, the published schedule, GPUs, torchrun).
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +30,11 @@ from typing import Any
 
 from posefix_bench.errors import PosefixError, file_error
 
-__all__ = ["Ablation", "Profile", "ABLATIONS_DIR", "load_profile", "list_profiles", "ablation_factors",
+__all__ = ["Ablation", "Profile", "ABLATIONS_DIR", "load_profile", "check_profile", "train_split_problem", "list_profiles", "ablation_factors",
            "measured_source", "describe"]
 
+BENCH_KEYS = ("seeds", "tags", "trains_on")  # an ablation's ``bench`` section
+TRAINS_ON = ("sandbox", "profile")
 ABLATIONS_DIR = Path(os.environ.get("POSEFIX_ABLATIONS", Path(__file__).resolve().parents[2] / "ablations"))
 
 
@@ -41,6 +48,7 @@ class Ablation:
     seeds: tuple[int, ...]
     tags: tuple[str, ...] = ()
     config: dict = field(default_factory=dict)
+    trains_on: str | None = None  # bench.trains_on: 'sandbox' where it trains on generated scenes on purpose
 
     @property
     def measured_source(self) -> str | None:
@@ -50,7 +58,9 @@ class Ablation:
 
 @dataclass(frozen=True)
 class Profile:
-    """A bench profile (see the module docstring)."""
+    """A bench profile (see the module docstring). ``sections`` holds every section of the ``profile`` dict as the
+    schema checked it (:mod:`posefix_bench.bench.profile_schema`, defaults filled in); read them with
+    :meth:`section`."""
 
     name: str
     folder: Path
@@ -62,13 +72,193 @@ class Profile:
     fps: dict = field(default_factory=dict)
     comparisons: tuple[dict, ...] = ()
     default_ablation: str | None = None
-    raw: dict = field(default_factory=dict)
+    sections: dict = field(default_factory=dict)
 
     def ablation(self, name: str) -> Ablation:
         for a in self.ablations:
             if a.name == name:
                 return a
         raise PosefixError(f"profile {self.name}: no ablation {name!r}")
+
+    def section(self, name: str) -> Any:
+        """A section of the profile (its schema default where the profile leaves it out); only the sections the
+        schema knows (:data:`~posefix_bench.bench.profile_schema.SECTIONS`) can be asked for."""
+        from posefix_bench.bench.profile_schema import SECTIONS
+
+        if name not in SECTIONS:
+            raise KeyError(f"profile section {name!r} is not in the schema (posefix_bench/bench/profile_schema.py)")
+        if name in self.sections:
+            return self.sections[name]
+        return copy.deepcopy(SECTIONS[name].default)
+
+    @property
+    def raw(self) -> dict:
+        """The checked sections (the name branches written before the schema use; new code: :meth:`section`)."""
+        return self.sections
+
+
+def list_profiles() -> list[str]:
+    return sorted(p.name for p in ABLATIONS_DIR.iterdir() if (p / "_profile_.py").is_file())
+
+
+def _read_config(path: Path) -> dict:
+    from posefix_bench.engine.train_config import load_config
+
+    return load_config(path).to_dict()
+
+
+def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = None) -> Profile:
+    """Read a profile by name (a folder of ``ablations/``) or by folder path.
+
+    Args:
+        name_or_folder: ``quick``, ``coco-mini``, ``coco`` or a folder holding a ``_profile_.py``.
+        only: restrict to these ablation names (glob patterns allowed).
+    """
+    import fnmatch
+
+    folder = Path(name_or_folder)
+    if not (folder / "_profile_.py").is_file():
+        folder = ABLATIONS_DIR / str(name_or_folder)
+    spec_file = folder / "_profile_.py"
+    if not spec_file.is_file():
+        known = ", ".join(list_profiles()) or "none"
+        raise PosefixError(f"unknown bench profile {str(name_or_folder)!r} (known: {known})")
+    from posefix_bench.bench.profile_schema import check_sections
+
+    raw = _read_config(spec_file).get("profile")
+    if not isinstance(raw, dict):
+        raise file_error(spec_file, "no 'profile' dict")
+    sections = check_sections(spec_file, raw)
+    default_seeds = tuple(int(s) for s in sections["seeds"])
+    ablations = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        if only and not any(fnmatch.fnmatch(path.stem, pat) for pat in only):
+            continue
+        config = _read_config(path)
+        bench = config.pop("bench", None) or {}
+        for key in bench:
+            if key not in BENCH_KEYS:
+                from posefix_bench.bench.profile_schema import unknown_key_error
+
+                raise unknown_key_error(path, key, BENCH_KEYS, "bench")
+        seeds = tuple(int(s) for s in bench.get("seeds", default_seeds))
+        if not seeds:
+            raise file_error(path, "bench.seeds is empty")
+        ablations.append(Ablation(path.stem, path, seeds, tuple(bench.get("tags", ())), config,
+                                  bench.get("trains_on")))
+    if not ablations:
+        raise PosefixError(f"{folder}: no ablation configs" + (f" matching {only}" if only else ""))
+    profile = Profile(
+        name=str(sections.get("name", folder.name)),
+        folder=folder,
+        description=str(sections["description"]),
+        data=dict(sections["data"]),
+        sources=tuple(dict(s) for s in sections["sources"]),
+        ablations=tuple(ablations),
+        refine=dict(sections["refine"]),
+        fps=dict(sections["fps"]),
+        comparisons=tuple(dict(c) for c in sections["comparisons"]),
+        default_ablation=sections.get("default_ablation"),
+        sections=sections,
+    )
+    check_profile(profile, spec_file)
+    return profile
+
+
+def check_profile(profile: Profile, spec_file: Path) -> None:
+    """The checks across sections, before any work: source names unique; the sources ``learning_curve`` and
+    ``gate`` name exist; the sources that must predict on the training split (``gate.sources``, ``measured:``
+    mixes) can; every ablation trains on the profile's data or says where else (``bench.trains_on``)."""
+    names = [s["name"] for s in profile.sources]
+    if len(set(names)) != len(names):
+        raise file_error(spec_file, "every source needs a unique 'name'")
+    for section in ("learning_curve", "gate"):  # sources a section names: checked before any work
+        named = profile.section(section).get("sources")
+        if named is not None and (not named or any(n not in names for n in named)):
+            raise file_error(spec_file, f"{section}.sources {list(named)} must name sources of the profile "
+                                        f"({', '.join(names)})")
+    need_train = {n: "gate.sources" for n in profile.section("gate").get("sources") or ()}
+    for a in profile.ablations:
+        if a.measured_source is not None:
+            if a.measured_source not in names:
+                raise file_error(a.path, f"data.mix 'measured:{a.measured_source}' names no source of the profile "
+                                         f"({', '.join(names)})")
+            need_train.setdefault(a.measured_source, f"the measured mix of {a.name}")
+    for name, why in need_train.items():
+        spec = next(s for s in profile.sources if s["name"] == name)
+        reason = train_split_problem(spec)
+        if reason:
+            raise file_error(spec_file, f"source {name!r} is used on the training split ({why}) but {reason}")
+    sandbox_data = profile.data.get("kind") == "sandbox"
+    for a in profile.ablations:
+        trains_on = "sandbox" if (a.config.get("data") or {}).get("sandbox") else "profile"
+        if a.trains_on is not None and a.trains_on not in TRAINS_ON:
+            raise file_error(a.path, f"bench.trains_on {a.trains_on!r}: expected one of {', '.join(TRAINS_ON)}")
+        if a.trains_on is not None and a.trains_on != trains_on:
+            raise file_error(a.path, f"bench.trains_on={a.trains_on!r} but the config trains on "
+                                     + ("generated sandbox scenes (data.sandbox)" if trains_on == "sandbox"
+                                        else "the profile's data (no data.sandbox)"))
+        if trains_on == "sandbox" and not sandbox_data and a.trains_on is None:
+            raise file_error(a.path, "trains on generated sandbox scenes (data.sandbox, inherited from its _base_?) "
+                                     "while the profile evaluates on other data: set data=dict(sandbox=None) to "
+                                     "train on the profile's data, or bench=dict(trains_on='sandbox') to say so")
+
+
+def train_split_problem(spec: dict) -> str | None:
+    """Why a profile source cannot predict on the training split (None: it can). A ``results-file`` source holds
+    the estimator's results on one split only, unless it also names its training-split results (``train_path``)."""
+    if spec.get("type") == "results-file" and not spec.get("train_path"):
+        return ("a results-file source has validation results only: give its training-split results as "
+                "train_path=...")
+    return None
+
+
+def measured_source(self) -> str | None:
+        """The source whose measured error profile is this ablation's mix (``data.mix = "measured:<source>"``)."""
+        return measured_source(self.config.get("data", {}).get("mix"))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A bench profile (see the module docstring). ``sections`` holds every section of the ``profile`` dict as the
+    schema checked it (:mod:`posefix_bench.bench.profile_schema`, defaults filled in); read them with
+    :meth:`section`."""
+
+    name: str
+    folder: Path
+    description: str
+    data: dict
+    sources: tuple[dict, ...]
+    ablations: tuple[Ablation, ...]
+    refine: dict = field(default_factory=dict)
+    fps: dict = field(default_factory=dict)
+    comparisons: tuple[dict, ...] = ()
+    default_ablation: str | None = None
+    sections: dict = field(default_factory=dict)
+
+    def ablation(self, name: str) -> Ablation:
+        for a in self.ablations:
+            if a.name == name:
+                return a
+        raise PosefixError(f"profile {self.name}: no ablation {name!r}")
+
+    def section(self, name: str) -> Any:
+        """A section of the profile (its schema default where the profile leaves it out); only the sections the
+        schema knows (:data:`~posefix_bench.bench.profile_schema.SECTIONS`) can be asked for."""
+        from posefix_bench.bench.profile_schema import SECTIONS
+
+        if name not in SECTIONS:
+            raise KeyError(f"profile section {name!r} is not in the schema (posefix_bench/bench/profile_schema.py)")
+        if name in self.sections:
+            return self.sections[name]
+        return copy.deepcopy(SECTIONS[name].default)
+
+    @property
+    def raw(self) -> dict:
+        """The checked sections (the name branches written before the schema use; new code: :meth:`section`)."""
+        return self.sections
 
 
 def list_profiles() -> list[str]:

@@ -178,7 +178,7 @@ class BenchSteps(SourceSteps, GateSteps):
 
         from posefix_bench.bench.executors import TORCHRUN_ENV
 
-        launcher = self.profile.raw.get("train_launcher")
+        launcher = self.profile.section("train_launcher")
         if launcher and self.smoke:
             return dict(launcher, nproc_per_node=SMOKE["nproc_per_node"])
         if launcher or os.environ.get(TORCHRUN_ENV):

@@ -1,0 +1,61 @@
+"""Files a user hands the bench (a results file, annotations, modules) enter the cache keys by content (issue 28):
+overwriting one reruns what depends on it, and only that."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from posefix_bench.bench.runner import RunSpec, run_bench
+from posefix_bench.evaluation.coco_eval import evaluate
+from posefix_bench.structures.coco import CocoDataset, coco_split_paths
+from posefix_bench.structures.results import load_results
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = REPO.parent / "shared" / "data" / "coco-analyze-reference" / "mediapipe_cocomini_val.json"
+
+
+def coco_mini_profile(folder: Path, results: Path, data: str = "dict(kind='coco-mini')", extra: str = "") -> Path:
+    """A tiny profile over coco-mini: one results-file source, one refiner trained 2 iterations on 8 real persons."""
+    folder.mkdir()
+    (folder / "_profile_.py").write_text(
+        f"profile = dict(name='mine', data={data},\n"
+        f"    sources=[dict(name='mine', type='results-file', path={str(results)!r})],\n"
+        "    seeds=[0], refine=dict(batch_size=16, precision='fp32'),\n"
+        f"    fps=dict(batches=[1], precisions=['fp32'], threads=1){extra})\n")
+    (folder / "r18_64x48_paper_lb-off_skip.py").write_text(
+        f"_base_ = ['{REPO / 'ablations' / '_base_' / 'quick.py'}']\n"
+        "data = dict(sandbox=None, holdout=0, max_samples=8, cache_images=False)\n"
+        "train = dict(max_iters=2, batch_size=4, checkpoint_interval=2, log_interval=1, amp='fp32')\n")
+    return folder
+
+
+def shifted(src: Path, dst: Path, dx: float) -> None:
+    records = json.loads(src.read_text())
+    for r in records:
+        r["keypoints"] = [v + dx if i % 3 == 0 else v for i, v in enumerate(r["keypoints"])]
+    dst.write_text(json.dumps(records))
+
+
+@pytest.mark.slow
+def test_an_overwritten_results_file_is_read_again_and_nothing_retrains(tmp_path, coco_mini_root):
+    results = tmp_path / "my_estimator.json"
+    results.write_text(REFERENCE.read_text())
+    profile = coco_mini_profile(tmp_path / "mine", results)
+    spec = RunSpec(profile=str(profile), out_dir=str(tmp_path / "reports"), cache_root=str(tmp_path / "cache"),
+                   jobs=1, threads=1, coco_root=str(coco_mini_root))
+    first = run_bench(spec)
+    trains = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("train/*/DONE")}
+    assert len(trains) == 1
+
+    shifted(REFERENCE, results, 15.0)  # the estimator rerun: same path, new content
+    val = CocoDataset(coco_split_paths(coco_mini_root, "val2017")[0])
+    want = evaluate(val, load_results(results, val))["metrics"]["AP"]
+    second = run_bench(spec)
+    (before,), (after,) = first.ablations[0].runs, second.ablations[0].runs
+    assert after.ap_before["AP"] == pytest.approx(want)
+    assert before.ap_before["AP"] - after.ap_before["AP"] > 0.1  # the old results are not reported again
+    assert first.sources[0].hash != second.sources[0].hash
+    # the refiner was not trained again: the same training step, untouched
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("train/*/DONE")} == trains
+    assert after.train == before.train
