@@ -118,7 +118,9 @@ class SourceSteps:
             if split == "train" and not path:
                 raise PosefixError(f"profile {self.profile.name}: source {spec.get('name')!r} has no training-split "
                                    "results (train_path=...)")
-            src = get_source(kind, path=path)
+            opts = {k: v for k, v in spec.items() if k not in ("name", "type", "train_path")}
+            # (an unknown option is refused by the registry); a smoke run: the file's results on the smoke images
+            src = get_source(kind, **dict(opts, path=path, subset=self.smoke))
         elif kind == "mediapipe":
             src = get_source(kind, **{k: v for k, v in spec.items() if k not in ("name", "type")})
         else:

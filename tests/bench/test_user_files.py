@@ -59,3 +59,34 @@ def test_an_overwritten_results_file_is_read_again_and_nothing_retrains(tmp_path
     # the refiner was not trained again: the same training step, untouched
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("train/*/DONE")} == trains
     assert after.train == before.train
+
+
+@pytest.mark.slow
+def test_smoke_restricts_a_results_file_to_the_smoke_images(tmp_path, coco_mini_root):
+    profile = coco_mini_profile(tmp_path / "mine", REFERENCE)
+    spec = RunSpec(profile=str(profile), out_dir=str(tmp_path / "reports"), cache_root=str(tmp_path / "cache"),
+                   jobs=1, threads=1, coco_root=str(coco_mini_root), smoke=True)
+    record = run_bench(spec)
+    assert record.data.val_images == 4
+    (src,) = record.sources
+    kept = load_results(src.results)
+    smoke_ids = set(CocoDataset(src.gt).image_ids)
+    assert kept and {r["image_id"] for r in kept} <= smoke_ids
+    assert len(kept) == sum(r["image_id"] in smoke_ids for r in json.loads(REFERENCE.read_text()))
+    assert 0.0 <= record.ablations[0].runs[0].ap_before["AP"] <= 1.0
+
+
+def test_a_results_file_keeps_its_results_on_part_of_the_split(tmp_path, val_gt):
+    from posefix_bench.bench.source_steps import subset_dataset
+    from posefix_bench.errors import PosefixError
+    from posefix_bench.sources import get_source
+
+    part = subset_dataset(val_gt, 3, tmp_path / "part.json")
+    with pytest.raises(PosefixError, match="image ids absent"):
+        get_source("results-file", path=REFERENCE).predict(part)
+    kept = get_source("results-file", path=REFERENCE, subset=True).predict(part)
+    assert kept and {r["image_id"] for r in kept} <= set(part.image_ids)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([dict(r, keypoints=r["keypoints"][:-3]) for r in json.loads(REFERENCE.read_text())]))
+    with pytest.raises(PosefixError, match="bad.json"):  # records of other images are still validated
+        get_source("results-file", path=bad, subset=True).predict(part)
