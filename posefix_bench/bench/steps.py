@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from posefix_bench.bench.cache import StepCache, code_fingerprint, file_hash
+from posefix_bench.bench.data_spec import SPLITS, is_file_spec, linked_coco_root
 from posefix_bench.bench.gate_steps import GateSteps
 from posefix_bench.bench.profile import Ablation, Profile
 from posefix_bench.bench.source_steps import SourceSteps, subset_dataset
@@ -87,7 +88,13 @@ class BenchSteps(SourceSteps, GateSteps):
             return self._data
         spec = self.profile.data
         kind = spec.get("kind")
-        if kind == "sandbox":
+        if is_file_spec(spec):  # data=dict(type='coco', ann_file=..., img_dir=..., ...): files in any layout
+            root = linked_coco_root(spec, self.cache_root, self.profile.folder / "_profile_.py")
+            kind, (train_split, val_split) = "coco", SPLITS
+            fingerprint = canonical_hash([file_hash(coco_split_paths(root, s)[0]) for s in SPLITS])
+            desc = (f"COCO-format files {spec['ann_file']} + {spec['img_dir']} (train) / {spec['val_ann_file']} + "
+                    f"{spec['val_img_dir']} (val)")
+        elif kind == "sandbox":
             from posefix_bench.engine.sandbox import SandboxParams, ensure_sandbox
 
             params = SandboxParams(**spec.get("params", {}))

@@ -90,3 +90,42 @@ def test_a_results_file_keeps_its_results_on_part_of_the_split(tmp_path, val_gt)
     bad.write_text(json.dumps([dict(r, keypoints=r["keypoints"][:-3]) for r in json.loads(REFERENCE.read_text())]))
     with pytest.raises(PosefixError, match="bad.json"):  # records of other images are still validated
         get_source("results-file", path=bad, subset=True).predict(part)
+
+
+def other_layout(tmp_path: Path, coco_mini_root: Path) -> str:
+    """coco-mini's files in another layout: annotations and image folders under names of one's own."""
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "pictures").mkdir()
+    for split, name in (("train2017", "fit"), ("val2017", "check")):
+        ann, images = coco_split_paths(coco_mini_root, split)
+        (tmp_path / "labels" / f"{name}.json").write_bytes(ann.read_bytes())
+        (tmp_path / "pictures" / name).symlink_to(images.resolve(), target_is_directory=True)
+    return (f"dict(type='coco', ann_file={str(tmp_path / 'labels' / 'fit.json')!r}, "
+            f"img_dir={str(tmp_path / 'pictures' / 'fit')!r}, val_ann_file={str(tmp_path / 'labels' / 'check.json')!r}, "
+            f"val_img_dir={str(tmp_path / 'pictures' / 'check')!r})")
+
+
+@pytest.mark.slow
+def test_a_dataset_spec_in_another_layout_runs(tmp_path, coco_mini_root):
+    profile = coco_mini_profile(tmp_path / "mine", REFERENCE, data=other_layout(tmp_path, coco_mini_root))
+    spec = RunSpec(profile=str(profile), out_dir=str(tmp_path / "reports"), cache_root=str(tmp_path / "cache"),
+                   jobs=1, threads=1, smoke=True)
+    record = run_bench(spec)
+    assert record.data.kind == "coco" and record.data.schema == "coco17" and "labels/fit.json" in record.data.description
+    val = CocoDataset(coco_split_paths(coco_mini_root, "val2017")[0])
+    assert record.data.val_persons == sum(1 for img, _ in val.persons() if img in set(CocoDataset(
+        record.sources[0].gt).image_ids))
+    (run,) = record.ablations[0].runs
+    assert run.train["iterations"] == 2 and 0.0 <= run.ap_after["AP"] <= 1.0
+
+
+def test_a_dataset_spec_names_its_missing_file(tmp_path, coco_mini_root):
+    from posefix_bench.bench.profile import load_profile
+    from posefix_bench.bench.steps import BenchSteps
+    from posefix_bench.errors import PosefixError
+
+    data = other_layout(tmp_path, coco_mini_root).replace("check.json", "nope.json")
+    profile = load_profile(coco_mini_profile(tmp_path / "mine", REFERENCE, data=data))
+    with pytest.raises(PosefixError, match=r"mine/_profile_.py: data.val_ann_file: .*nope.json is not a file"):
+        BenchSteps(profile, tmp_path / "cache").data()
+    assert not (tmp_path / "cache" / "data").exists()
