@@ -30,7 +30,8 @@ from typing import Any
 
 from posefix_bench.errors import PosefixError, file_error
 
-__all__ = ["Ablation", "Profile", "ABLATIONS_DIR", "load_profile", "check_profile", "train_split_problem", "list_profiles", "ablation_factors",
+__all__ = ["Ablation", "Profile", "ABLATIONS_DIR", "load_profile", "check_profile", "train_split_problem",
+           "import_custom_modules", "custom_code_hash", "list_profiles", "ablation_factors",
            "measured_source", "describe"]
 
 BENCH_KEYS = ("seeds", "tags", "trains_on")  # an ablation's ``bench`` section
@@ -129,6 +130,7 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
     if not isinstance(raw, dict):
         raise file_error(spec_file, "no 'profile' dict")
     sections = check_sections(spec_file, raw)
+    import_custom_modules(spec_file, sections["custom_imports"])  # before the ablations: they may name a backbone
     default_seeds = tuple(int(s) for s in sections["seeds"])
     ablations = []
     for path in sorted(folder.glob("*.py")):
@@ -204,6 +206,54 @@ def check_profile(profile: Profile, spec_file: Path) -> None:
             raise file_error(a.path, "trains on generated sandbox scenes (data.sandbox, inherited from its _base_?) "
                                      "while the profile evaluates on other data: set data=dict(sandbox=None) to "
                                      "train on the profile's data, or bench=dict(trains_on='sandbox') to say so")
+
+
+def import_custom_modules(spec_file: Path, custom: dict) -> list[str]:
+    """Import the user modules a profile's ``custom_imports=dict(imports=['my_pkg.my_module'])`` names (mmengine's
+    ``custom_imports``; importable from ``sys.path``: PYTHONPATH or an installed package), so that the methods,
+    sources and backbones they register (:mod:`posefix_bench.registry`) can be named in the profile and its
+    ablations. With ``allow_failed_imports=True`` a module that fails to import is skipped; otherwise the failure
+    is a one-line error. Returns the names imported (their code enters the steps' keys: :func:`custom_code_hash`)."""
+    import importlib
+
+    names = custom.get("imports") or []
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n for n in names):
+        raise file_error(spec_file, f"custom_imports.imports must be a list of module names, not {names!r}")
+    done = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except PosefixError as e:
+            raise file_error(spec_file, f"custom_imports: {name}: {e}") from None
+        except Exception as e:  # ImportError, or any error the user's module raises
+            if custom.get("allow_failed_imports"):
+                continue
+            raise file_error(spec_file, f"custom_imports: cannot import {name!r} ({type(e).__name__}: {e})") from None
+        done.append(name)
+    return done
+
+
+def custom_code_hash(custom: dict) -> str | None:
+    """SHA-256 over the source files of the imported user modules (a package: every ``.py`` file under it), so a
+    change of the user's code reruns the steps, as a change of the package's own code does; None without any."""
+    import hashlib
+    import sys
+
+    h, found = hashlib.sha256(), False
+    for name in sorted(custom.get("imports") or []):
+        module = sys.modules.get(name)
+        origin = getattr(module, "__file__", None)
+        if not origin:
+            continue
+        origin = Path(origin)
+        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        for f in files:
+            h.update(f"{name}:{f.name}".encode())
+            h.update(f.read_bytes())
+            found = True
+    return h.hexdigest() if found else None
 
 
 def train_split_problem(spec: dict) -> str | None:

@@ -86,6 +86,7 @@ class SourceSteps:
         reads ``path`` on the validation split and ``train_path`` (its training-split results) on the training
         split."""
         from posefix_bench.sources import get_source
+        from posefix_bench.sources.registry import SOURCES
 
         kind = spec.get("type")
         meta: dict[str, Any] = {"type": kind}
@@ -122,6 +123,8 @@ class SourceSteps:
             # (an unknown option is refused by the registry); a smoke run: the file's results on the smoke images
             src = get_source(kind, **dict(opts, path=path, subset=self.smoke))
         elif kind == "mediapipe":
+            src = get_source(kind, **{k: v for k, v in spec.items() if k not in ("name", "type")})
+        elif kind in SOURCES.module_dict:  # a source registered in code (a user module: custom_imports)
             src = get_source(kind, **{k: v for k, v in spec.items() if k not in ("name", "type")})
         else:
             raise PosefixError(f"profile {self.profile.name}: source {spec.get('name')!r} has unknown type {kind!r}")

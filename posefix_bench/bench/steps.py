@@ -31,7 +31,7 @@ from pathlib import Path
 from posefix_bench.bench.cache import StepCache, code_fingerprint, file_hash
 from posefix_bench.bench.data_spec import SPLITS, is_file_spec, linked_coco_root
 from posefix_bench.bench.gate_steps import GateSteps
-from posefix_bench.bench.profile import Ablation, Profile
+from posefix_bench.bench.profile import Ablation, Profile, custom_code_hash
 from posefix_bench.bench.source_steps import SourceSteps, subset_dataset
 from posefix_bench.bench.step_codes import ANALYSIS_VERSION, EVAL_CODE, FPS_CODE, REFINE_CODE, SMOKE, TRAIN_CODE
 from posefix_bench.errors import PosefixError
@@ -78,8 +78,12 @@ class BenchSteps(SourceSteps, GateSteps):
         return self.cache_root / "precision"
 
     def code(self, parts: tuple[str, ...]) -> str:
+        """Fingerprint of the package code a step runs (:mod:`~posefix_bench.bench.step_codes`), and of the user
+        modules the profile imports (``custom_imports``: they may register sources, methods, backbones)."""
         if parts not in self._code:
-            self._code[parts] = code_fingerprint(parts)
+            user = custom_code_hash(self.profile.section("custom_imports"))
+            self._code[parts] = code_fingerprint(parts) if user is None else canonical_hash([code_fingerprint(parts),
+                                                                                              user])
         return self._code[parts]
 
     # -- data ----------------------------------------------------------------------------------------------------
