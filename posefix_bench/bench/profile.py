@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from posefix_bench.bench.profile_schema import SECTIONS, check_sections, unknown_key_error
 from posefix_bench.errors import PosefixError, file_error
 
 __all__ = ["Ablation", "Profile", "ABLATIONS_DIR", "load_profile", "check_profile", "train_split_problem",
@@ -84,13 +85,9 @@ class Profile:
     def section(self, name: str) -> Any:
         """A section of the profile (its schema default where the profile leaves it out); only the sections the
         schema knows (:data:`~posefix_bench.bench.profile_schema.SECTIONS`) can be asked for."""
-        from posefix_bench.bench.profile_schema import SECTIONS
-
         if name not in SECTIONS:
             raise KeyError(f"profile section {name!r} is not in the schema (posefix_bench/bench/profile_schema.py)")
-        if name in self.sections:
-            return self.sections[name]
-        return copy.deepcopy(SECTIONS[name].default)
+        return copy.deepcopy(self.sections[name] if name in self.sections else SECTIONS[name].default)
 
     @property
     def raw(self) -> dict:
@@ -124,8 +121,6 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
     if not spec_file.is_file():
         known = ", ".join(list_profiles()) or "none"
         raise PosefixError(f"unknown bench profile {str(name_or_folder)!r} (known: {known})")
-    from posefix_bench.bench.profile_schema import check_sections
-
     raw = _read_config(spec_file).get("profile")
     if not isinstance(raw, dict):
         raise file_error(spec_file, "no 'profile' dict")
@@ -142,8 +137,6 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
         bench = config.pop("bench", None) or {}
         for key in bench:
             if key not in BENCH_KEYS:
-                from posefix_bench.bench.profile_schema import unknown_key_error
-
                 raise unknown_key_error(path, key, BENCH_KEYS, "bench")
         seeds = tuple(int(s) for s in bench.get("seeds", default_seeds))
         if not seeds:
@@ -263,122 +256,6 @@ def train_split_problem(spec: dict) -> str | None:
         return ("a results-file source has validation results only: give its training-split results as "
                 "train_path=...")
     return None
-
-
-def measured_source(self) -> str | None:
-        """The source whose measured error profile is this ablation's mix (``data.mix = "measured:<source>"``)."""
-        return measured_source(self.config.get("data", {}).get("mix"))
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A bench profile (see the module docstring). ``sections`` holds every section of the ``profile`` dict as the
-    schema checked it (:mod:`posefix_bench.bench.profile_schema`, defaults filled in); read them with
-    :meth:`section`."""
-
-    name: str
-    folder: Path
-    description: str
-    data: dict
-    sources: tuple[dict, ...]
-    ablations: tuple[Ablation, ...]
-    refine: dict = field(default_factory=dict)
-    fps: dict = field(default_factory=dict)
-    comparisons: tuple[dict, ...] = ()
-    default_ablation: str | None = None
-    sections: dict = field(default_factory=dict)
-
-    def ablation(self, name: str) -> Ablation:
-        for a in self.ablations:
-            if a.name == name:
-                return a
-        raise PosefixError(f"profile {self.name}: no ablation {name!r}")
-
-    def section(self, name: str) -> Any:
-        """A section of the profile (its schema default where the profile leaves it out); only the sections the
-        schema knows (:data:`~posefix_bench.bench.profile_schema.SECTIONS`) can be asked for."""
-        from posefix_bench.bench.profile_schema import SECTIONS
-
-        if name not in SECTIONS:
-            raise KeyError(f"profile section {name!r} is not in the schema (posefix_bench/bench/profile_schema.py)")
-        if name in self.sections:
-            return self.sections[name]
-        return copy.deepcopy(SECTIONS[name].default)
-
-    @property
-    def raw(self) -> dict:
-        """The checked sections (the name branches written before the schema use; new code: :meth:`section`)."""
-        return self.sections
-
-
-def list_profiles() -> list[str]:
-    return sorted(p.name for p in ABLATIONS_DIR.iterdir() if (p / "_profile_.py").is_file())
-
-
-def _read_config(path: Path) -> dict:
-    from posefix_bench.engine.train_config import load_config
-
-    return load_config(path).to_dict()
-
-
-def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = None) -> Profile:
-    """Read a profile by name (a folder of ``ablations/``) or by folder path.
-
-    Args:
-        name_or_folder: ``quick``, ``coco-mini``, ``coco`` or a folder holding a ``_profile_.py``.
-        only: restrict to these ablation names (glob patterns allowed).
-    """
-    import fnmatch
-
-    folder = Path(name_or_folder)
-    if not (folder / "_profile_.py").is_file():
-        folder = ABLATIONS_DIR / str(name_or_folder)
-    spec_file = folder / "_profile_.py"
-    if not spec_file.is_file():
-        known = ", ".join(list_profiles()) or "none"
-        raise PosefixError(f"unknown bench profile {str(name_or_folder)!r} (known: {known})")
-    raw = _read_config(spec_file).get("profile")
-    if not isinstance(raw, dict):
-        raise file_error(spec_file, "no 'profile' dict")
-    for key in ("data", "sources"):
-        if key not in raw:
-            raise file_error(spec_file, f"profile lacks '{key}'")
-    default_seeds = tuple(int(s) for s in raw.get("seeds", (0,)))
-    ablations = []
-    for path in sorted(folder.glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        if only and not any(fnmatch.fnmatch(path.stem, pat) for pat in only):
-            continue
-        config = _read_config(path)
-        bench = config.pop("bench", None) or {}
-        seeds = tuple(int(s) for s in bench.get("seeds", default_seeds))
-        if not seeds:
-            raise file_error(path, "bench.seeds is empty")
-        ablations.append(Ablation(path.stem, path, seeds, tuple(bench.get("tags", ())), config))
-    if not ablations:
-        raise PosefixError(f"{folder}: no ablation configs" + (f" matching {only}" if only else ""))
-    names = [s.get("name") for s in raw["sources"]]
-    if len(set(names)) != len(names) or not all(names):
-        raise file_error(spec_file, "every source needs a unique 'name'")
-    for section in ("learning_curve", "gate"):  # sources a section names: checked before any work
-        named = (raw.get(section) or {}).get("sources")
-        if named is not None and (not named or any(n not in names for n in named)):
-            raise file_error(spec_file, f"{section}.sources {list(named)} must name sources of the profile "
-                                        f"({', '.join(names)})")
-    return Profile(
-        name=str(raw.get("name", folder.name)),
-        folder=folder,
-        description=str(raw.get("description", "")),
-        data=dict(raw["data"]),
-        sources=tuple(dict(s) for s in raw["sources"]),
-        ablations=tuple(ablations),
-        refine=dict(raw.get("refine", {})),
-        fps=dict(raw.get("fps", {})),
-        comparisons=tuple(dict(c) for c in raw.get("comparisons", ())),
-        default_ablation=raw.get("default_ablation"),
-        raw=raw,
-    )
 
 
 def measured_source(mix: Any) -> str | None:
