@@ -208,7 +208,8 @@ class BenchSteps(SourceSteps, GateSteps):
                 t0 = time.perf_counter()
                 launcher = self.launcher()
                 if launcher is not None:
-                    summary = _train_torchrun(cfg, step.path, resume, int(launcher.get("nproc_per_node", 1)))
+                    summary = _train_torchrun(cfg, step.path, resume, int(launcher.get("nproc_per_node", 1)),
+                                              self.profile.section("custom_imports"))
                 else:
                     summary = train(cfg, step.path, resume=resume, progress=self.progress)
                 step.mark_done(dict(summary, wall_seconds=time.perf_counter() - t0))
@@ -317,9 +318,11 @@ def _data_fingerprint(root: Path, split: str) -> str:
     return file_hash(coco_split_paths(root, split)[0])
 
 
-def _train_torchrun(cfg: dict, work_dir: Path, resume: bool, nproc: int) -> dict:
+def _train_torchrun(cfg: dict, work_dir: Path, resume: bool, nproc: int, custom_imports: dict | None = None) -> dict:
     """Train through ``torchrun`` (one process per GPU, NCCL; gloo on CPU) with the ``train`` command; in a Slurm
-    training job with the launch its script exports (:func:`posefix_bench.bench.executors.torchrun_command`)."""
+    training job with the launch its script exports (:func:`posefix_bench.bench.executors.torchrun_command`). The
+    profile's user modules go into the written config as mmengine's ``custom_imports``, so each process imports
+    them when it reads the config (a backbone they register can be built there)."""
     import json
     import subprocess
 
@@ -328,7 +331,8 @@ def _train_torchrun(cfg: dict, work_dir: Path, resume: bool, nproc: int) -> dict
     from posefix_bench.bench.executors import torchrun_command
 
     cfg_file = work_dir / "bench_config.py"
-    Config(cfg).dump(str(cfg_file))
+    Config(dict(cfg, custom_imports=custom_imports) if (custom_imports or {}).get("imports") else cfg).dump(
+        str(cfg_file))
     argv = ["-m", "posefix_bench.cli", "train", "--config", str(cfg_file), "--work-dir", str(work_dir)]
     proc = subprocess.run(torchrun_command(argv + (["--resume"] if resume else []), nproc), capture_output=True,
                           text=True)
