@@ -61,7 +61,6 @@ def test_an_overwritten_results_file_is_read_again_and_nothing_retrains(tmp_path
     assert after.train == before.train
 
 
-@pytest.mark.slow
 def test_smoke_restricts_a_results_file_to_the_smoke_images(tmp_path, coco_mini_root):
     profile = coco_mini_profile(tmp_path / "mine", REFERENCE)
     spec = RunSpec(profile=str(profile), out_dir=str(tmp_path / "reports"), cache_root=str(tmp_path / "cache"),
@@ -105,7 +104,6 @@ def other_layout(tmp_path: Path, coco_mini_root: Path) -> str:
             f"val_img_dir={str(tmp_path / 'pictures' / 'check')!r})")
 
 
-@pytest.mark.slow
 def test_a_dataset_spec_in_another_layout_runs(tmp_path, coco_mini_root):
     profile = coco_mini_profile(tmp_path / "mine", REFERENCE, data=other_layout(tmp_path, coco_mini_root))
     spec = RunSpec(profile=str(profile), out_dir=str(tmp_path / "reports"), cache_root=str(tmp_path / "cache"),
