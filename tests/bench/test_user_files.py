@@ -127,3 +127,26 @@ def test_a_dataset_spec_names_its_missing_file(tmp_path, coco_mini_root):
     with pytest.raises(PosefixError, match=r"mine/_profile_.py: data.val_ann_file: .*nope.json is not a file"):
         BenchSteps(profile, tmp_path / "cache").data()
     assert not (tmp_path / "cache" / "data").exists()
+
+
+def test_a_dataset_spec_takes_its_keypoint_schema_from_the_annotation_file(tmp_path, coco_mini_root):
+    """A category with keypoint names of its own and their OKS sigmas is a custom schema (flip pairs from the
+    left_/right_ names); COCO's names give COCO-17."""
+    from posefix_bench.bench.profile import load_profile
+    from posefix_bench.bench.steps import BenchSteps
+    from posefix_bench.structures.schema import COCO17
+
+    spec = other_layout(tmp_path, coco_mini_root)
+    val_file = tmp_path / "labels" / "check.json"
+    data = json.loads(val_file.read_text())
+    (cat,) = [c for c in data["categories"] if c.get("keypoints")]
+    cat["keypoints"] = [n.replace("left_", "left_my_").replace("right_", "right_my_") for n in cat["keypoints"]]
+    cat["sigmas"] = [0.05] * len(cat["keypoints"])
+    val_file.write_text(json.dumps(data))
+    profile = load_profile(coco_mini_profile(tmp_path / "mine", REFERENCE, data=spec))
+    steps = BenchSteps(profile, tmp_path / "cache")
+    schema = steps.data().val.schema
+    assert schema != COCO17 and schema.keypoints[1] == "left_my_eye" and schema.sigmas == (0.05,) * 17
+    assert schema.flip_pairs == COCO17.flip_pairs
+    train = CocoDataset(coco_split_paths(steps.data().root, steps.data().train_split)[0])
+    assert train.schema == COCO17
