@@ -5,7 +5,9 @@ and the estimators' speed with each post-processing method (a mixin of
 - ``estimator``: a small mmpose estimator trained on the training split with mmpose's own training; a card with a
   ``ladder`` is trained once with its weights saved at each rung (an input-strength ladder of one family);
 - ``predict``: a source run on a split with ground-truth boxes (a results file), optionally with an mmpose
-  post-processing method (flip test, DARK: the free baselines);
+  post-processing method (flip test, DARK: the free baselines); the files a source reads from the user (a
+  ``results-file`` source's JSON, a checkpoint, a mix file) are in its key by content, so one overwritten in place
+  reruns the step and what depends on its output, never a training;
 - ``profile``: an estimator's error profile measured on (part of) the *training* split, for ``measured:`` mixes,
   so no validation statistics leak into training;
 - ``checks``: the data warnings of a results file (:func:`posefix_bench.structures.checks.check_results`);

@@ -7,7 +7,8 @@ and returns a plain record of what it produced. Nothing here decides *which* ste
 
 Steps (PoseFix, Moon et al., CVPR 2019; Ronchi & Perona, ICCV 2017 for the diagnosis):
 
-- ``data``: the generated sandbox scenes, or a COCO-format root (coco-mini, COCO);
+- ``data``: the generated sandbox scenes, a COCO-format root (coco-mini, COCO), or COCO-format files in any layout
+  (:mod:`posefix_bench.bench.data_spec`);
 - ``train``: a refiner training (resumable from its own checkpoints; torchrun where the profile asks for it);
 - ``refine``: a source's results refined by a trained refiner;
 - ``analyse``: one pass over (results, refined) (:func:`posefix_bench.evaluation.pair.analyse_pair`);
