@@ -25,8 +25,9 @@ from posefix_bench.errors import file_error
 from posefix_bench.hashing import canonical_hash
 from posefix_bench.structures.coco import coco_split_paths
 
-__all__ = ["SPEC_KEYS", "SPLITS", "is_file_spec", "linked_coco_root"]
+__all__ = ["KINDS", "SPEC_KEYS", "SPLITS", "is_file_spec", "check_data_spec", "linked_coco_root"]
 
+KINDS = ("sandbox", "coco-mini", "coco")  # the named forms (posefix_bench.bench.steps.BenchSteps.data)
 SPEC_KEYS = ("ann_file", "img_dir", "val_ann_file", "val_img_dir")
 SPLITS = ("train", "val")  # the split names of the linked root
 
@@ -36,19 +37,31 @@ def is_file_spec(spec: dict) -> bool:
     return spec.get("type") is not None
 
 
-def linked_coco_root(spec: dict, cache_root: Path, profile_file: Path) -> Path:
-    """A COCO root under ``cache_root/data/`` whose ``train`` and ``val`` splits link to the spec's files (made
-    once; the files are checked first: a missing one is a one-line error naming the profile file)."""
+def check_data_spec(spec: dict, profile_file: Path) -> None:
+    """The ``data`` section's form, checked when the profile loads (no file is opened): a known ``kind``, or
+    ``type='coco'`` with its four paths and none of the kind form's keys."""
+    if not is_file_spec(spec):
+        if spec.get("kind") not in KINDS:
+            raise file_error(profile_file, f"data.kind {spec.get('kind')!r} is not known (known: {', '.join(KINDS)}; "
+                                           f"or type='coco' with {', '.join(SPEC_KEYS)})")
+        return
     if spec.get("type") != "coco":
         raise file_error(profile_file, f"data.type {spec.get('type')!r} is not known (known: coco)")
     for key in ("kind", "train_split", "val_split", "params"):
         if key in spec:
             raise file_error(profile_file, f"data: '{key}' belongs to the kind form; type='coco' names its files "
                                            f"({', '.join(SPEC_KEYS)})")
-    paths = {}
     for key in SPEC_KEYS:
         if not spec.get(key):
             raise file_error(profile_file, f"data type='coco' lacks '{key}'")
+
+
+def linked_coco_root(spec: dict, cache_root: Path, profile_file: Path) -> Path:
+    """A COCO root under ``cache_root/data/`` whose ``train`` and ``val`` splits link to the spec's files (made
+    once; the files are checked first: a missing one is a one-line error naming the profile file)."""
+    check_data_spec(spec, profile_file)
+    paths = {}
+    for key in SPEC_KEYS:
         p = Path(spec[key]).expanduser().absolute()
         if not (p.is_dir() if key.endswith("img_dir") else p.is_file()):
             kind = "folder" if key.endswith("img_dir") else "file"

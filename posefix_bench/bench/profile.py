@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from posefix_bench.bench.data_spec import check_data_spec
 from posefix_bench.bench.profile_schema import SECTIONS, check_sections, unknown_key_error
 from posefix_bench.errors import PosefixError, file_error
 
@@ -163,9 +164,10 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
 
 
 def check_profile(profile: Profile, spec_file: Path) -> None:
-    """The checks across sections, before any work: source names unique; the sources ``learning_curve`` and
+    """The checks across sections, before any work: the data section's form; source names unique; the sources ``learning_curve`` and
     ``gate`` name exist; the sources that must predict on the training split (``gate.sources``, ``measured:``
     mixes) can; every ablation trains on the profile's data or says where else (``bench.trains_on``)."""
+    check_data_spec(profile.data, spec_file)
     names = [s["name"] for s in profile.sources]
     if len(set(names)) != len(names):
         raise file_error(spec_file, "every source needs a unique 'name'")

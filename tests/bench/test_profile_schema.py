@@ -117,3 +117,17 @@ def test_an_ablation_trains_on_the_profiles_data_or_says_where_else(tmp_path):
     shipped = load_profile("coco-mini")
     assert {a.name: a.trains_on for a in shipped.ablations} == {
         "r18_64x48_paper_lb-off_skip_train-cocomini": None, "r18_64x48_paper_lb-off_skip_train-sandbox": "sandbox"}
+
+
+def test_the_data_section_form_is_checked_at_load(tmp_path):
+    with pytest.raises(PosefixError, match=r"data.kind 'cocomini' is not known \(known: sandbox, coco-mini, coco"):
+        load_profile(write_profile(tmp_path / "a", data="dict(kind='cocomini')"))
+    with pytest.raises(PosefixError, match=r"data type='coco' lacks 'val_img_dir'"):
+        load_profile(write_profile(tmp_path / "b", data="dict(type='coco', ann_file='a.json', img_dir='i', "
+                                                        "val_ann_file='v.json')"))
+    with pytest.raises(PosefixError, match=r"data: 'train_split' belongs to the kind form"):
+        load_profile(write_profile(tmp_path / "c", data="dict(type='coco', ann_file='a', img_dir='i', "
+                                                        "val_ann_file='v', val_img_dir='w', train_split='x')"))
+    with pytest.raises(PosefixError, match=r"unknown key 'val_img_folder' in profile.data \(did you mean "
+                                           r"'val_img_dir'\?\)"):
+        load_profile(write_profile(tmp_path / "d", data="dict(type='coco', val_img_folder='x')"))
