@@ -164,8 +164,8 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
 
 
 def check_profile(profile: Profile, spec_file: Path) -> None:
-    """The checks across sections, before any work: the data section's form; source names unique; the sources ``learning_curve`` and
-    ``gate`` name exist; the sources that must predict on the training split (``gate.sources``, ``measured:``
+    """The checks across sections, before any work: the data section's form; source names unique; the sources
+    ``learning_curve`` and ``gate`` name exist; the sources that must predict on the training split (``gate.sources``, ``measured:``
     mixes) can; every ablation trains on the profile's data or says where else (``bench.trains_on``)."""
     check_data_spec(profile.data, spec_file)
     names = [s["name"] for s in profile.sources]

@@ -164,5 +164,6 @@ def test_the_coco_profile_asks_for_eight_gpus_per_training():
 
     slurm = load_profile("coco").section("slurm")
     train = slurm_resources(slurm, "train")
-    assert (train.gpus, train.torchrun_nproc) == (8, 8) == (8, load_profile("coco").section("train_launcher")["nproc_per_node"])
+    launcher = load_profile("coco").section("train_launcher")
+    assert (train.gpus, train.torchrun_nproc) == (8, 8) == (8, launcher["nproc_per_node"])
     assert slurm_resources(slurm, "evaluate").torchrun_nproc is None

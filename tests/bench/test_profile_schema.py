@@ -103,8 +103,8 @@ def test_a_results_file_source_as_a_measured_mix_needs_training_split_results(tm
 
 def test_an_ablation_trains_on_the_profiles_data_or_says_where_else(tmp_path):
     # inherited data.sandbox in a profile over real images: refused, with both fixes named
-    with pytest.raises(PosefixError, match=r"r18.py: trains on generated sandbox scenes .* set data=dict\(sandbox=None\)"
-                                           r" .* or bench=dict\(trains_on='sandbox'\)"):
+    with pytest.raises(PosefixError, match=r"r18.py: trains on generated sandbox scenes .* set "
+                                           r"data=dict\(sandbox=None\) .* or bench=dict\(trains_on='sandbox'\)"):
         load_profile(write_profile(tmp_path / "a", ablation=""))
     said = load_profile(write_profile(tmp_path / "b", ablation="bench = dict(trains_on='sandbox')\n"))
     assert said.ablations[0].trains_on == "sandbox"

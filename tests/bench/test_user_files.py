@@ -99,9 +99,9 @@ def other_layout(tmp_path: Path, coco_mini_root: Path) -> str:
         ann, images = coco_split_paths(coco_mini_root, split)
         (tmp_path / "labels" / f"{name}.json").write_bytes(ann.read_bytes())
         (tmp_path / "pictures" / name).symlink_to(images.resolve(), target_is_directory=True)
-    return (f"dict(type='coco', ann_file={str(tmp_path / 'labels' / 'fit.json')!r}, "
-            f"img_dir={str(tmp_path / 'pictures' / 'fit')!r}, val_ann_file={str(tmp_path / 'labels' / 'check.json')!r}, "
-            f"val_img_dir={str(tmp_path / 'pictures' / 'check')!r})")
+    labels, pictures = tmp_path / "labels", tmp_path / "pictures"
+    return (f"dict(type='coco', ann_file={str(labels / 'fit.json')!r}, img_dir={str(pictures / 'fit')!r}, "
+            f"val_ann_file={str(labels / 'check.json')!r}, val_img_dir={str(pictures / 'check')!r})")
 
 
 def test_a_dataset_spec_in_another_layout_runs(tmp_path, coco_mini_root):
@@ -109,7 +109,8 @@ def test_a_dataset_spec_in_another_layout_runs(tmp_path, coco_mini_root):
     spec = RunSpec(profile=str(profile), out_dir=str(tmp_path / "reports"), cache_root=str(tmp_path / "cache"),
                    jobs=1, threads=1, smoke=True)
     record = run_bench(spec)
-    assert record.data.kind == "coco" and record.data.schema == "coco17" and "labels/fit.json" in record.data.description
+    assert record.data.kind == "coco" and record.data.schema == "coco17"
+    assert "labels/fit.json" in record.data.description
     val = CocoDataset(coco_split_paths(coco_mini_root, "val2017")[0])
     assert record.data.val_persons == sum(1 for img, _ in val.persons() if img in set(CocoDataset(
         record.sources[0].gt).image_ids))
