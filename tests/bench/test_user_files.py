@@ -151,3 +151,26 @@ def test_a_dataset_spec_takes_its_keypoint_schema_from_the_annotation_file(tmp_p
     assert schema.flip_pairs == COCO17.flip_pairs
     train = CocoDataset(coco_split_paths(steps.data().root, steps.data().train_split)[0])
     assert train.schema == COCO17
+
+
+def test_annotation_files_key_the_steps_by_content(tmp_path, coco_mini_root):
+    """Editing the validation annotations in place changes the data fingerprint (what is evaluated) but not the
+    training's key; editing the training annotations changes that."""
+    from posefix_bench.bench.profile import load_profile
+    from posefix_bench.bench.steps import BenchSteps
+
+    profile = load_profile(coco_mini_profile(tmp_path / "mine", REFERENCE, data=other_layout(tmp_path, coco_mini_root)))
+    (ablation,) = profile.ablations
+
+    def keys():
+        steps = BenchSteps(profile, tmp_path / "cache")
+        return steps.data().fingerprint, steps.train_step(ablation, 0)[0].key
+
+    data0, train0 = keys()
+    for name in ("check", "fit"):
+        path = tmp_path / "labels" / f"{name}.json"
+        ann = json.loads(path.read_text())
+        path.write_text(json.dumps(dict(ann, annotations=ann["annotations"][1:])))
+        data1, train1 = keys()
+        assert data1 != data0 and (train1 == train0) == (name == "check")
+        data0, train0 = data1, train1
