@@ -91,3 +91,32 @@ def test_without_custom_imports_the_code_fingerprint_is_the_packages(tmp_path):
 
     profile = load_profile("coco-mini")
     assert BenchSteps(profile, tmp_path / "cache").code(SOURCE_CODE) == code_fingerprint(SOURCE_CODE)
+
+
+def test_a_user_backbone_trains_under_a_key_that_holds_its_code(tmp_path, monkeypatch, coco_mini_root):
+    from posefix_bench.models.backbones import BACKBONES, build_backbone
+
+    module = tmp_path / "user_backbone_28.py"
+    module.write_text("from posefix_bench.models.backbones import BACKBONES, ResNetBackbone\n"
+                      "BACKBONES.register_module(name='user-r18-28', module=lambda c: ResNetBackbone('resnet18', c))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "_profile_.py").write_text(
+        "profile = dict(name='mine', data=dict(kind='coco-mini'), custom_imports=dict(imports=['user_backbone_28']),"
+        " sources=[dict(name='syn', type='synthetic')])\n")
+    (folder / "r18.py").write_text(f"_base_ = ['{REPO / 'ablations' / '_base_' / 'quick.py'}']\n"
+                                   "model = dict(backbone='user-r18-28')\n"
+                                   "data = dict(sandbox=None)\ntrain = dict(amp='fp32')\n")
+    try:
+        profile = load_profile(folder)
+        assert build_backbone("user-r18-28", 20) is not None
+        key = BenchSteps(profile, tmp_path / "cache", coco_root=coco_mini_root).train_step(profile.ablations[0], 0)[0]
+        module.write_text(module.read_text() + "# changed\n")
+        again = BenchSteps(profile, tmp_path / "cache", coco_root=coco_mini_root).train_step(profile.ablations[0], 0)
+        assert again[0].key != key.key
+    finally:
+        BACKBONES.module_dict.pop("user-r18-28", None)
+        import sys
+
+        sys.modules.pop("user_backbone_28", None)
