@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-__all__ = ["canonical_hash", "file_hash"]
+__all__ = ["canonical_hash", "file_hash", "named_file_hashes"]
 
 
 def canonical_hash(payload: Any) -> str:
@@ -30,3 +30,23 @@ def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def named_file_hashes(spec: Any) -> dict[str, str]:
+    """{path: SHA-256 of its bytes} of every existing file a (nested) spec names by a string value, such as a
+    ``results-file`` source's ``path``, a checkpoint or an error-profile mix: a cache key holding these changes when
+    a file is overwritten in place, not only when it is renamed."""
+    found: dict[str, str] = {}
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+        elif isinstance(value, (str, os.PathLike)) and "://" not in str(value) and os.path.isfile(value):
+            found[os.fspath(value)] = file_hash(value)
+
+    walk(spec)
+    return found

@@ -3,4 +3,4 @@
 # how far the sandbox transfers to real people.
 _base_ = ['../_base_/quick.py']
 
-bench = dict(tags=['train-data'])
+bench = dict(tags=['train-data'], trains_on='sandbox')  # on purpose: the sandbox-trained default on real images

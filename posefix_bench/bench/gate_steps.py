@@ -37,7 +37,7 @@ class GateSteps:
 
         opts = {"mixes": list(cal.DEFAULT_MIXES), "draws": cal.DEFAULT_DRAWS, "seed": 0, "keep": cal.DEFAULT_KEEP,
                 "l2": cal.DEFAULT_L2, "tolerance": cal.DEFAULT_TOLERANCE}
-        opts.update(self.profile.raw.get("gate") or {})
+        opts.update(self.profile.section("gate"))
         if self.smoke:
             opts.update(SMOKE["calibrate"])
         return opts
@@ -53,7 +53,7 @@ class GateSteps:
         measured that a gate carried over from the sandbox does not remove the harm on real images).
         """
         data = self.data()
-        on_profile = (self.profile.raw.get("gate") or {}).get("calibrate_on") == "profile"
+        on_profile = self.profile.section("gate").get("calibrate_on") == "profile"
         if float(trained.get("holdout") or 0) > 0 and not (on_profile and data.kind in ("coco-mini", "coco")):
             return {"data": "holdout"}, None
         if data.kind in ("coco-mini", "coco"):

@@ -96,7 +96,7 @@ class BenchRunner:
 
         steps, profile = self.steps, self.profile
         self.environment = environment_record(self.spec, self.executor)  # before any work loads the machine
-        self.environment["budget"] = time_budget(profile.raw.get("budget"), self.environment["peaks"])
+        self.environment["budget"] = time_budget(profile.section("budget"), self.environment["peaks"])
         self.log(self.environment["peaks"].get("sentence", ""))
         data = steps.data()
         self.log(f"data: {data.description}")
@@ -135,7 +135,7 @@ class BenchRunner:
                  for seed in a.seeds]
         jobs = [Job(_job_evaluate, (self.spec, a.name, seed, ordered, a.name == profile.default_ablation), "evaluate",
                     f"refine + analyse {a.name} s{seed}") for a, seed in pairs]
-        curve_cfg = profile.raw.get("learning_curve") or {}
+        curve_cfg = profile.section("learning_curve")
         curve_tags, curve_seeds = set(curve_cfg.get("tags", ())), curve_cfg.get("seeds")
         curves = [(a, seed) for a in profile.ablations if curve_tags & set(a.tags) for seed in a.seeds
                   if curve_seeds is None or seed in curve_seeds]
@@ -435,7 +435,7 @@ def free_baseline_methods(profile: Profile) -> dict[str, list[str]]:
     them off)."""
     from posefix_bench.sources.post_processing import methods_for
 
-    wanted = list((profile.raw.get("free_baselines") or {}).get("methods", ("flip-test", "dark")))
+    wanted = list(profile.section("free_baselines").get("methods", ("flip-test", "dark")))
     out = {}
     for s in profile.sources:
         if s.get("type") in ("mmpose", "mmpose-trained") and not s.get("method"):

@@ -5,7 +5,9 @@ and the estimators' speed with each post-processing method (a mixin of
 - ``estimator``: a small mmpose estimator trained on the training split with mmpose's own training; a card with a
   ``ladder`` is trained once with its weights saved at each rung (an input-strength ladder of one family);
 - ``predict``: a source run on a split with ground-truth boxes (a results file), optionally with an mmpose
-  post-processing method (flip test, DARK: the free baselines);
+  post-processing method (flip test, DARK: the free baselines); the files a source reads from the user (a
+  ``results-file`` source's JSON, a checkpoint, a mix file) are in its key by content, so one overwritten in place
+  reruns the step and what depends on its output, never a training;
 - ``profile``: an estimator's error profile measured on (part of) the *training* split, for ``measured:`` mixes,
   so no validation statistics leak into training;
 - ``checks``: the data warnings of a results file (:func:`posefix_bench.structures.checks.check_results`);
@@ -23,6 +25,7 @@ from typing import Any
 from posefix_bench.bench.cache import file_hash
 from posefix_bench.bench.step_codes import CHECKS_CODE, EVAL_CODE, SOURCE_CODE
 from posefix_bench.errors import PosefixError
+from posefix_bench.hashing import named_file_hashes
 from posefix_bench.structures.coco import CocoDataset, coco_split_paths
 from posefix_bench.structures.io import atomic_write_json, read_json
 
@@ -80,9 +83,12 @@ class SourceSteps:
                            iteration=int(spec.get("iteration") or max(ladder)))
         return step.path / summary["checkpoint"], summary
 
-    def build_source(self, spec: dict):
-        """The source object a profile entry describes, plus metadata for the report."""
+    def build_source(self, spec: dict, split: str = "val"):
+        """The source object a profile entry describes, plus metadata for the report. A ``results-file`` source
+        reads ``path`` on the validation split and ``train_path`` (its training-split results) on the training
+        split."""
         from posefix_bench.sources import get_source
+        from posefix_bench.sources.registry import SOURCES
 
         kind = spec.get("type")
         meta: dict[str, Any] = {"type": kind}
@@ -110,7 +116,17 @@ class SourceSteps:
                     and not _zoo_checkpoint_cached(spec["card"]):
                 opts["untrained"] = True  # a smoke run checks the path offline: random weights, marked UNTRAINED
             src = get_source(spec["card"], device=self.device, **opts, **post)
-        elif kind in ("mediapipe", "results-file"):
+        elif kind == "results-file":
+            path = spec.get("train_path") if split == "train" else spec.get("path")
+            if split == "train" and not path:
+                raise PosefixError(f"profile {self.profile.name}: source {spec.get('name')!r} has no training-split "
+                                   "results (train_path=...)")
+            opts = {k: v for k, v in spec.items() if k not in ("name", "type", "train_path")}
+            # (an unknown option is refused by the registry); a smoke run: the file's results on the smoke images
+            src = get_source(kind, **dict(opts, path=path, subset=self.smoke))
+        elif kind == "mediapipe":
+            src = get_source(kind, **{k: v for k, v in spec.items() if k not in ("name", "type")})
+        elif kind in SOURCES.module_dict:  # a source registered in code (a user module: custom_imports)
             src = get_source(kind, **{k: v for k, v in spec.items() if k not in ("name", "type")})
         else:
             raise PosefixError(f"profile {self.profile.name}: source {spec.get('name')!r} has unknown type {kind!r}")
@@ -124,11 +140,17 @@ class SourceSteps:
         from posefix_bench.structures.results import save_results
 
         data = self.data()
-        src, meta = self.build_source(spec)
+        src, meta = self.build_source(spec, split)
         split_name = data.val_split if split == "val" else data.train_split
-        step = self.cache.step("predict", {
-            "source": {k: v for k, v in spec.items() if k != "name"}, "meta": meta, "data": data.fingerprint,
-            "split": split_name, "limit": limit, "code": self.code(SOURCE_CODE)})
+        payload = {"source": {k: v for k, v in spec.items() if k != "name"}, "meta": meta, "data": data.fingerprint,
+                   "split": split_name, "limit": limit, "code": self.code(SOURCE_CODE)}
+        # the files it reads by content (a results file overwritten in place reruns the step); a results-file source
+        # reads one of its two files per split
+        other = ("train_path" if split == "val" else "path") if spec.get("type") == "results-file" else None
+        files = named_file_hashes({k: v for k, v in spec.items() if k != other})
+        if files:  # (absent without files: the keys of the other sources' predictions stay as they were)
+            payload["files"] = files
+        step = self.cache.step("predict", payload)
         out = step.path / "results.json"
         if limit:
             gt_path = step.path / "gt_subset.json"
@@ -158,7 +180,7 @@ class SourceSteps:
         from posefix_bench.structures.results import load_results
 
         rec = self.predict(self.source_spec(source_name), split="train",
-                           limit=self.profile.raw.get("profile_train_images"))
+                           limit=self.profile.section("profile_train_images"))
         step = self.cache.step("profile", {"results": rec["hash"], "code": self.code(EVAL_CODE)})
         out = step.path / "profile.json"
         with step.lock():
@@ -206,7 +228,7 @@ class SourceSteps:
         else:
             card, checkpoint, untrained = spec["card"], spec.get("checkpoint"), bool(spec.get("untrained", False))
             untrained = untrained or (self.smoke and not checkpoint and not _zoo_checkpoint_cached(card))
-        opts = {"persons": 64, "rounds": 3, **self.profile.raw.get("free_baselines", {}).get("timing", {}),
+        opts = {"persons": 64, "rounds": 3, **self.profile.section("free_baselines").get("timing", {}),
                 **({"persons": 8, "rounds": 1} if self.smoke else {})}
         step = self.cache.step("post-fps", {"card": card, "checkpoint": file_hash(checkpoint) if checkpoint else None,
                                             "methods": list(methods), "options": opts, "data": data.fingerprint,

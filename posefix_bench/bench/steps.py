@@ -7,7 +7,8 @@ and returns a plain record of what it produced. Nothing here decides *which* ste
 
 Steps (PoseFix, Moon et al., CVPR 2019; Ronchi & Perona, ICCV 2017 for the diagnosis):
 
-- ``data``: the generated sandbox scenes, or a COCO-format root (coco-mini, COCO);
+- ``data``: the generated sandbox scenes, a COCO-format root (coco-mini, COCO), or COCO-format files in any layout
+  (:mod:`posefix_bench.bench.data_spec`);
 - ``train``: a refiner training (resumable from its own checkpoints; torchrun where the profile asks for it);
 - ``refine``: a source's results refined by a trained refiner;
 - ``analyse``: one pass over (results, refined) (:func:`posefix_bench.evaluation.pair.analyse_pair`);
@@ -29,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from posefix_bench.bench.cache import StepCache, code_fingerprint, file_hash
+from posefix_bench.bench.data_spec import SPLITS, is_file_spec, linked_coco_root
 from posefix_bench.bench.gate_steps import GateSteps
-from posefix_bench.bench.profile import Ablation, Profile
+from posefix_bench.bench.profile import Ablation, Profile, custom_code_hash
 from posefix_bench.bench.source_steps import SourceSteps, subset_dataset
 from posefix_bench.bench.step_codes import ANALYSIS_VERSION, EVAL_CODE, FPS_CODE, REFINE_CODE, SMOKE, TRAIN_CODE
 from posefix_bench.errors import PosefixError
@@ -77,8 +79,12 @@ class BenchSteps(SourceSteps, GateSteps):
         return self.cache_root / "precision"
 
     def code(self, parts: tuple[str, ...]) -> str:
+        """Fingerprint of the package code a step runs (:mod:`~posefix_bench.bench.step_codes`), and of the user
+        modules the profile imports (``custom_imports``: they may register sources, methods, backbones)."""
         if parts not in self._code:
-            self._code[parts] = code_fingerprint(parts)
+            user = custom_code_hash(self.profile.section("custom_imports"))
+            self._code[parts] = code_fingerprint(parts) if user is None else canonical_hash([code_fingerprint(parts),
+                                                                                              user])
         return self._code[parts]
 
     # -- data ----------------------------------------------------------------------------------------------------
@@ -87,7 +93,13 @@ class BenchSteps(SourceSteps, GateSteps):
             return self._data
         spec = self.profile.data
         kind = spec.get("kind")
-        if kind == "sandbox":
+        if is_file_spec(spec):  # data=dict(type='coco', ann_file=..., img_dir=..., ...): files in any layout
+            root = linked_coco_root(spec, self.cache_root, self.profile.folder / "_profile_.py")
+            kind, (train_split, val_split) = "coco", SPLITS
+            fingerprint = canonical_hash([file_hash(coco_split_paths(root, s)[0]) for s in SPLITS])
+            desc = (f"COCO-format files {spec['ann_file']} + {spec['img_dir']} (train) / {spec['val_ann_file']} + "
+                    f"{spec['val_img_dir']} (val)")
+        elif kind == "sandbox":
             from posefix_bench.engine.sandbox import SandboxParams, ensure_sandbox
 
             params = SandboxParams(**spec.get("params", {}))
@@ -178,7 +190,7 @@ class BenchSteps(SourceSteps, GateSteps):
 
         from posefix_bench.bench.executors import TORCHRUN_ENV
 
-        launcher = self.profile.raw.get("train_launcher")
+        launcher = self.profile.section("train_launcher")
         if launcher and self.smoke:
             return dict(launcher, nproc_per_node=SMOKE["nproc_per_node"])
         if launcher or os.environ.get(TORCHRUN_ENV):
@@ -197,7 +209,8 @@ class BenchSteps(SourceSteps, GateSteps):
                 t0 = time.perf_counter()
                 launcher = self.launcher()
                 if launcher is not None:
-                    summary = _train_torchrun(cfg, step.path, resume, int(launcher.get("nproc_per_node", 1)))
+                    summary = _train_torchrun(cfg, step.path, resume, int(launcher.get("nproc_per_node", 1)),
+                                              self.profile.section("custom_imports"))
                 else:
                     summary = train(cfg, step.path, resume=resume, progress=self.progress)
                 step.mark_done(dict(summary, wall_seconds=time.perf_counter() - t0))
@@ -306,9 +319,11 @@ def _data_fingerprint(root: Path, split: str) -> str:
     return file_hash(coco_split_paths(root, split)[0])
 
 
-def _train_torchrun(cfg: dict, work_dir: Path, resume: bool, nproc: int) -> dict:
+def _train_torchrun(cfg: dict, work_dir: Path, resume: bool, nproc: int, custom_imports: dict | None = None) -> dict:
     """Train through ``torchrun`` (one process per GPU, NCCL; gloo on CPU) with the ``train`` command; in a Slurm
-    training job with the launch its script exports (:func:`posefix_bench.bench.executors.torchrun_command`)."""
+    training job with the launch its script exports (:func:`posefix_bench.bench.executors.torchrun_command`). The
+    profile's user modules go into the written config as mmengine's ``custom_imports``, so each process imports
+    them when it reads the config (a backbone they register can be built there)."""
     import json
     import subprocess
 
@@ -317,7 +332,8 @@ def _train_torchrun(cfg: dict, work_dir: Path, resume: bool, nproc: int) -> dict
     from posefix_bench.bench.executors import torchrun_command
 
     cfg_file = work_dir / "bench_config.py"
-    Config(cfg).dump(str(cfg_file))
+    Config(dict(cfg, custom_imports=custom_imports) if (custom_imports or {}).get("imports") else cfg).dump(
+        str(cfg_file))
     argv = ["-m", "posefix_bench.cli", "train", "--config", str(cfg_file), "--work-dir", str(work_dir)]
     proc = subprocess.run(torchrun_command(argv + (["--resume"] if resume else []), nproc), capture_output=True,
                           text=True)

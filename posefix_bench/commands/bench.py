@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         print(f"[{time.perf_counter() - t0:6.0f} s] {line}", flush=True)
 
-    executor = build_executor(args, profile.raw, spec, tqdm_progress, log)
+    executor = build_executor(args, {"slurm": profile.section("slurm")}, spec, tqdm_progress, log)
     try:
         record = run_bench(spec, progress=tqdm_progress, log=log, executor=executor)
     except DryRunStop as stop:

@@ -35,9 +35,12 @@ class ResultsFileSource(Source):
 
     Args:
         path: the results JSON.
+        subset: the dataset it runs on may be part of the split the file covers (``bench --smoke``'s few
+            validation images): the results of other images are dropped rather than refused.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike | None = None, subset: bool = False):
+        self.subset = bool(subset)
         if path is None:
             raise PosefixError("source 'results-file': needs path=RESULTS.json (on the command line: --results)")
         self.path = os.fspath(path)
@@ -51,7 +54,7 @@ class ResultsFileSource(Source):
         """The file's results, validated against ``dataset`` (``boxes`` are not used: the file has its own)."""
         from posefix_bench.structures.results import load_results
 
-        return load_results(self.path, dataset)
+        return load_results(self.path, dataset, gt_images_only=self.subset)
 
 
 class SyntheticSource(Source):

@@ -178,9 +178,20 @@ def _json_type(v) -> str:
     )
 
 
-def load_results(path: str | os.PathLike, gt=None, num_keypoints: int | None = None) -> list[dict]:
-    """Read and validate a results file; with ``gt`` (a :class:`CocoDataset`) also check K, image and category ids."""
+def load_results(path: str | os.PathLike, gt=None, num_keypoints: int | None = None,
+                 gt_images_only: bool = False) -> list[dict]:
+    """Read and validate a results file; with ``gt`` (a :class:`CocoDataset`) also check K, image and category ids.
+    ``gt_images_only``: keep the results of ``gt``'s images and drop the others (a run on part of the split the
+    file covers, such as ``bench --smoke``); every record is still validated."""
     records = read_json(path, "results file")
+    if gt is not None and gt_images_only:
+        checked = validate_results(records, path, num_keypoints=gt.schema.num_keypoints,
+                                   category_ids=[gt.category_id], gt_name=gt.path)
+        ids = gt.coco.imgs.keys()
+        kept = [r for r in checked if r["image_id"] in ids]
+        if not kept:
+            raise PosefixError(f"{os.fspath(path)}: no result refers to an image of {os.fspath(gt.path)}")
+        return kept
     if gt is not None:
         return validate_results(
             records, path, num_keypoints=gt.schema.num_keypoints, image_ids=gt.coco.imgs.keys(),

@@ -162,7 +162,8 @@ def test_command_line_wiring(tmp_path):
 def test_the_coco_profile_asks_for_eight_gpus_per_training():
     from posefix_bench.bench.profile import load_profile
 
-    slurm = load_profile("coco").raw["slurm"]
+    slurm = load_profile("coco").section("slurm")
     train = slurm_resources(slurm, "train")
-    assert (train.gpus, train.torchrun_nproc) == (8, 8) == (8, load_profile("coco").raw["train_launcher"]["nproc_per_node"])
+    launcher = load_profile("coco").section("train_launcher")
+    assert (train.gpus, train.torchrun_nproc) == (8, 8) == (8, launcher["nproc_per_node"])
     assert slurm_resources(slurm, "evaluate").torchrun_nproc is None

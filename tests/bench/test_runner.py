@@ -154,14 +154,14 @@ def test_what_the_default_refiner_is_calibrated_on(tmp_path, coco_mini_root):
     # calibrate_on='profile': a refiner with its own hold-out but trained elsewhere is gated on the profile's images
     import dataclasses
 
-    real = BenchSteps(dataclasses.replace(profile, raw={"gate": {"calibrate_on": "profile"}}), tmp_path / "cache",
+    real = BenchSteps(dataclasses.replace(profile, sections={"gate": {"calibrate_on": "profile"}}), tmp_path / "cache",
                       coco_root=coco_mini_root)
     on_real, no_reason = real.calibration_plan({"holdout": 200, "data_root": str(tmp_path / "sandbox"),
                                                 "train_split": "train"})
     assert no_reason is None and on_real["data"] == "split" and on_real["split"] == "train2017"
     # gate=dict(sources=[...]): those sources' predictions on the training split join the calibration inputs
     syn = dict(name="syn", type="synthetic", mix="jitter-only", seed=3)
-    with_src = BenchSteps(dataclasses.replace(profile, sources=(syn,), raw={"gate": {"sources": ["syn"]}}),
+    with_src = BenchSteps(dataclasses.replace(profile, sources=(syn,), sections={"gate": {"sources": ["syn"]}}),
                           tmp_path / "cache", coco_root=coco_mini_root)
     assert with_src.calibration_options()["sources"] == ["syn"]
     rec = with_src.calibration_sources(["syn"])["syn"]
@@ -250,4 +250,4 @@ def test_learning_curve_on_some_sources_and_profile_checks(tmp_path):
             load_profile(folder)
     (folder / "_profile_.py").write_text("profile = dict(name='p', data=dict(kind='sandbox'), sources=[dict("
                                          "name='a', type='synthetic')], learning_curve=dict(sources=['a']))\n")
-    assert load_profile(folder).raw["learning_curve"]["sources"] == ["a"]
+    assert load_profile(folder).section("learning_curve")["sources"] == ["a"]
