@@ -31,9 +31,9 @@ An explicit ``fp32`` / ``bf16`` / ``fp16`` always wins (:func:`resolve_precision
 ``POSEFIX_PRECISION`` (:data:`PRECISION_ENV`: ``fp32`` / ``bf16`` / ``fp16`` / ``auto``) says what ``auto`` means in
 this process and every process it starts (:func:`effective`): ``POSEFIX_PRECISION=fp32`` gives fp32 numbers on any
 machine, e.g. to reproduce reports made on a CPU without native bf16 on one with it (issue 25). Its record says
-``decided_by: POSEFIX_PRECISION``; an explicit setting (``train.amp``, ``--precision``) still wins over it. Probe results are cached per
-process (:func:`clear_probe_cache`) and, with ``cache_dir``, on disk per machine, so every process of a bench (and
-every re-run on the same machine) makes the same choice and cache keys stay stable.
+``decided_by: POSEFIX_PRECISION``; an explicit setting (``train.amp``, ``--precision``) still wins over it. Probe
+results are cached per process (:func:`clear_probe_cache`) and, with ``cache_dir``, on disk per machine, so every
+process of a bench (and every re-run on the same machine) makes the same choice and cache keys stay stable.
 
 The record (a plain dict, JSON-able): ``precision`` (the choice), ``requested``, ``decided_by`` (``probe`` or
 ``explicit``; a resumed training adds ``kept_from``), ``kind`` (``train`` / ``infer``), ``device``, ``ms_per_step``
