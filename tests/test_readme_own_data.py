@@ -31,12 +31,11 @@ def test_the_readme_profile_over_coco_mini_runs_verbatim(tmp_path):
     root.mkdir()
     (root / "ablations").symlink_to(REPO / "ablations", target_is_directory=True)
     (tmp_path / "shared").symlink_to(shared, target_is_directory=True)
-    bin_dir = tmp_path / "bin"  # `posefix-bench` as installed: this interpreter, this checkout
-    bin_dir.mkdir()
+    bin_dir = root / ".venv" / "bin"  # `.venv/bin/posefix-bench` as `make setup` installs it, this checkout
+    bin_dir.mkdir(parents=True)
     (bin_dir / "posefix-bench").write_text(f'#!/bin/sh\nexec {sys.executable} -m posefix_bench.cli "$@"\n')
     (bin_dir / "posefix-bench").chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_block()], cwd=root, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
