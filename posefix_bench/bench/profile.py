@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from posefix_bench.errors import PosefixError, file_error
+from posefix_bench.evaluation.bootstrap import check_bootstrap
 
 __all__ = ["Ablation", "Profile", "ABLATIONS_DIR", "load_profile", "list_profiles", "ablation_factors",
            "measured_source", "describe"]
@@ -126,6 +127,10 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
         if named is not None and (not named or any(n not in names for n in named)):
             raise file_error(spec_file, f"{section}.sources {list(named)} must name sources of the profile "
                                         f"({', '.join(names)})")
+    try:  # the paired bootstrap's settings (evaluation.bootstrap): checked before any work
+        check_bootstrap(raw.get("bootstrap"))
+    except PosefixError as e:
+        raise file_error(spec_file, str(e)) from None
     return Profile(
         name=str(raw.get("name", folder.name)),
         folder=folder,

@@ -39,9 +39,10 @@ import numpy as np
 
 from posefix_bench.bench.executors import Executor, Job, LocalExecutor
 from posefix_bench.bench.profile import Ablation, Profile, ablation_factors, load_profile
-from posefix_bench.bench.steps import BenchSteps
+from posefix_bench.bench.steps import BenchSteps, run_samples
 from posefix_bench.hashing import canonical_hash
 from posefix_bench.progress import Progress, no_progress
+from posefix_bench.record.intervals import paired_comparisons
 from posefix_bench.record.metrics import ablation_metrics, baseline_metrics
 from posefix_bench.record.schema import (
     AblationResult, BenchRecord, DataInfo, FreeBaseline, GateInfo, GateRun, MixInfo, Run, SourceRun, shown_path,
@@ -164,7 +165,7 @@ class BenchRunner:
         k = data.val.schema.num_keypoints
         fps_by_model = self._fps({canonical_hash(a.config["model"]): dict(a.config["model"]) for a in profile.ablations},
                                  k)
-        ablations = []
+        ablations, samples = [], {}
         for a in profile.ablations:
             key = canonical_hash(a.config["model"])
             runs = [r for seed in a.seeds for r in runs_by[(a.name, seed)]]
@@ -175,7 +176,11 @@ class BenchRunner:
                 gate = gate_info(runs, {seed: cal_by[(a.name, seed)] for seed in a.seeds})
                 for line in ([f"gate of {a.name}: off ({gate.reason})"] if gate.state == "off" else []):
                     self.log(line)
-            ablations.append(self._ablation_result(a, runs, names, fps_by_model[key], curve, gate))
+            samples[a.name] = run_samples(runs)
+            ablations.append(self._ablation_result(a, runs, names, fps_by_model[key], curve, gate, samples[a.name]))
+        t_paired = time.perf_counter()
+        paired_comparisons(ablations, profile.comparisons, samples)
+        boot_seconds = time.perf_counter() - t_paired
         throughput = self._post_fps(free_methods)
         baselines = []
         for (src, method), run in zip(free, free_runs):
@@ -183,8 +188,14 @@ class BenchRunner:
             baselines.append(FreeBaseline(
                 name=run.ablation, source=src["name"], method=method, card=card, run=run, throughput=speed,
                 metrics=baseline_metrics(profile=profile.name, name=run.ablation, source=src["name"], method=method,
-                                         card=card, run=run, throughput=speed)))
+                                         card=card, run=run, throughput=speed,
+                                         samples=run_samples([run]).get(src["name"], {}).get(int(run.seed)))))
         lap("fps")
+        # the paired bootstrap's cost: worker time inside the analyses (beside the other work of that phase) and
+        # the comparisons between ablations here
+        boot_seconds += sum((r.bootstrap or {}).get("seconds") or 0.0 for a in ablations for r in a.runs)
+        boot_seconds += sum((b.run.bootstrap or {}).get("seconds") or 0.0 for b in baselines)
+        timings["bootstrap"] = boot_seconds
         return BenchRecord(
             profile=profile.name, description=profile.description,
             data=DataInfo(kind=data.kind, description=data.description, fingerprint=data.fingerprint,
@@ -208,7 +219,8 @@ class BenchRunner:
         return dict(zip(methods, self.executor.run(jobs, "estimator FPS with post-processing")))
 
     def _ablation_result(self, a: Ablation, runs: list[Run], sources: list[str], fps: dict,
-                         curve: list | None, gate: GateInfo | None = None) -> AblationResult:
+                         curve: list | None, gate: GateInfo | None = None, samples: dict | None = None
+                         ) -> AblationResult:
         factors = ablation_factors(a.config)
         mix = MixInfo(label=factors["mix"], spec=None if a.measured_source else a.config["data"].get("mix", "paper"))
         if a.measured_source:
@@ -219,7 +231,7 @@ class BenchRunner:
         metrics = ablation_metrics(profile=self.profile.name, name=a.name, config=config, seeds=a.seeds,
                                    tags=a.tags, default=a.name == self.profile.default_ablation, factors=factors,
                                    model=a.config["model"], mix=mix.label, runs=runs, sources=sources, fps=fps,
-                                   learning_curve=curve, gate=gate)
+                                   learning_curve=curve, gate=gate, samples=samples)
         return AblationResult(name=a.name, config=config, seeds=list(a.seeds), tags=list(a.tags), factors=factors,
                               model=dict(a.config["model"]), mix=mix, runs=runs, metrics=metrics, fps=fps, gate=gate)
 
@@ -366,7 +378,9 @@ def run_of(ablation: str, seed: int, source: str, trained: dict, refined: str, a
         per_confidence_before=d["per_confidence"], per_confidence_after=d["refined"]["per_confidence"],
         occluded=analysis["occluded"], train=trained["summary"], refined=refined, checkpoint=trained["checkpoint"],
         analysis=analysis["path"], untrained=bool(d.get("untrained") or d["refined"].get("untrained")),
-        crops=analysis.get("crops") or [])
+        crops=analysis.get("crops") or [],
+        bootstrap=(dict(analysis["bootstrap"], samples=analysis.get("bootstrap_samples"))
+                   if analysis.get("bootstrap") else None))
 
 
 def gate_run_of(analysis: dict, effect: dict, gated: str, checkpoint: str) -> GateRun:

@@ -39,7 +39,7 @@ from posefix_bench.progress import Progress, no_progress
 from posefix_bench.structures.coco import CocoDataset, coco_split_paths, default_coco_mini_root
 from posefix_bench.structures.io import atomic_write_json, read_json
 
-__all__ = ["BenchData", "BenchSteps"]
+__all__ = ["BenchData", "BenchSteps", "run_samples"]
 
 @dataclass
 class BenchData:
@@ -243,26 +243,43 @@ class BenchSteps(SourceSteps, GateSteps):
         return out
 
     # -- analysis ------------------------------------------------------------------------------------------------
+    @property
+    def bootstrap(self) -> dict:
+        """The profile's paired-bootstrap settings (``bootstrap=dict(resamples=N, seed=S)``; default 1000, 0)."""
+        from posefix_bench.evaluation.bootstrap import check_bootstrap
+
+        return check_bootstrap(self.profile.raw.get("bootstrap"))
+
     def analyse(self, results_path: str | Path, refined_path: str | Path | None, ap_impact: bool) -> dict:
         """One pass over results (and their refinement) on the validation split: diagnosis, lower-body-occluded
-        subset, crop-panel persons (:func:`posefix_bench.evaluation.pair.analyse_pair`)."""
+        subset, crop-panel persons and, for a refinement, the paired bootstrap
+        (:func:`posefix_bench.evaluation.pair.analyse_pair`); the bootstrap's draws go to ``bootstrap.npz`` beside
+        ``analysis.json`` (the returned record's ``bootstrap_samples``: its path, None without one)."""
+        import numpy as np
+
         from posefix_bench.evaluation.pair import CROP_COUNT, analyse_pair
+        from posefix_bench.structures.io import atomic_write_with
         from posefix_bench.structures.results import load_results
 
         data = self.data()
+        boot = self.bootstrap if refined_path else None
         step = self.cache.step("analyse", {
             "results": file_hash(results_path), "refined": file_hash(refined_path) if refined_path else None,
             "gt": data.fingerprint, "ap_impact": ap_impact, "crops": CROP_COUNT, "version": ANALYSIS_VERSION,
-            "code": self.code(EVAL_CODE)})
-        out = step.path / "analysis.json"
+            "bootstrap": boot, "code": self.code(EVAL_CODE)})
+        out, npz = step.path / "analysis.json", step.path / "bootstrap.npz"
         with step.lock():
             if not step.done:
                 res = load_results(results_path, data.val)
                 ref = load_results(refined_path, data.val) if refined_path else None
-                atomic_write_json(out, analyse_pair(data.val, res, ref, ap_impact=ap_impact,
-                                                    subset_ids=data.occluded_ids))
+                rec = analyse_pair(data.val, res, ref, ap_impact=ap_impact, subset_ids=data.occluded_ids,
+                                   bootstrap=boot)
+                samples = rec.pop("bootstrap_samples")
+                if samples is not None:
+                    atomic_write_with(npz, lambda tmp: np.savez(tmp, **samples))
+                atomic_write_json(out, rec)
                 step.mark_done({})
-        return dict(read_json(out, "analysis"), path=str(out))
+        return dict(read_json(out, "analysis"), path=str(out), bootstrap_samples=str(npz) if npz.is_file() else None)
 
     def evaluate(self, refined_path: str | Path) -> dict:
         """COCO keypoint AP of results on the validation split (cached; the learning curve's points)."""
@@ -294,6 +311,19 @@ class BenchSteps(SourceSteps, GateSteps):
                 atomic_write_json(out, refiner_fps(model_cfg, num_keypoints, self.device, **opts))
                 step.mark_done({})
         return read_json(out, "fps record")
+
+
+def run_samples(runs: list) -> dict:
+    """{source: {seed: the run's bootstrap samples (arrays)}} of the runs that have them (``bootstrap.npz``)."""
+    import numpy as np
+
+    out: dict = {}
+    for r in runs:
+        path = (r.bootstrap or {}).get("samples")
+        if path:
+            with np.load(path) as z:
+                out.setdefault(r.source, {})[int(r.seed)] = {k: z[k] for k in z.files}
+    return out
 
 
 def _data_fingerprint(root: Path, split: str) -> str:

@@ -207,6 +207,8 @@ class Run:
     crops: list = field(default_factory=list)  # persons picked for the crop panel (evaluation.pair.select_crops)
     refine_precision: str | None = None  # the precision the refinement ran in (engine.precision)
     gate: GateRun | None = None  # the default ablation with a calibrated gate: the gated reading of this run
+    # the pair's paired bootstrap (evaluation.pair.pair_bootstrap's record) and ``samples``, its draws' file
+    bootstrap: dict | None = None
 
 
 @dataclass

@@ -57,7 +57,10 @@ def setup_lines(ctx: ReportContext) -> list[str]:
     data, env, t = rec.data, rec.environment, rec.timings
     versions = ", ".join(f"{k} {env[k]}" for k in ("posefix_bench", "python", "torch", "torchvision", "numpy",
                                                      "mmpose", "cuda") if env.get(k))
-    stages = ", ".join(f"{k} {v:.0f} s" for k, v in t.items() if k != "total" and v is not None)
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in t.items() if k not in ("total", "bootstrap") and v is not None)
+    if t.get("bootstrap") is not None:  # worker time inside the analyses, not a phase of its own (issue 27)
+        stages += (f"; of which the paired bootstrap's intervals {t['bootstrap']:.0f} s of worker time, inside the "
+                   "analyses and the comparisons")
     where = "" if data.kind == "sandbox" else f" at `{shown_path(data.root, rec.cache_root)}`"
     return [
         f"- **Data**: {shown_text(data.description, rec.cache_root)}{where}. Validation: {data.val_images} images, "

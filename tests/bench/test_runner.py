@@ -25,7 +25,7 @@ def _profile(folder: Path, mmpose: bool = False) -> Path:
         "profile = dict(name='tiny', description='test', data=dict(kind='sandbox', params=dict(seed=3, train=10, val=6)),\n"
         f"    sources=[dict(name='synthetic-paper', type='synthetic', mix='paper', seed=5), {extra}],\n"
         "    seeds=[0], refine=dict(batch_size=16), fps=dict(batches=[2], precisions=['fp32'], threads=1),\n"
-        "    default_ablation='r18_64x48_paper_lb-off_prior+skip',\n"
+        "    default_ablation='r18_64x48_paper_lb-off_prior+skip', bootstrap=dict(resamples=200, seed=0),\n"
         "    comparisons=[dict(name='Head variants', tag='head', question='?')])\n")
     for head in ("prior+skip", "posefix"):
         (folder / f"r18_64x48_paper_lb-off_{head}.py").write_text(
@@ -59,6 +59,24 @@ def test_bench_end_to_end_and_cache(tmp_path):
     assert record.evaluator in ("pycocotools", "hotcoco") and record.data_warnings == []
     finals = {p: p.stat().st_mtime_ns for p in cache.glob("train/*/final.pth")}
     assert len(finals) == 2
+    # the paired bootstrap: an interval beside every delta, and the two heads compared on the same draws
+    for a in record.ablations:
+        m = a.metrics["sources"]["synthetic-paper"]
+        (run,) = a.runs
+        assert run.bootstrap["resamples"] == 200 and Path(run.bootstrap["samples"]).is_file()
+        assert m["ci95"] == m["ci95_per_seed"]["0"] == run.bootstrap["all"]["ci95"] and m["ci95"][0] <= m["ci95"][1]
+        assert run.bootstrap["all"]["other"]["value"] == run.ap_after["AP"]
+        assert a.metrics["overall_ci95"]["all"] == pytest.approx(m["ci95"])  # one source: its own interval
+        assert all(len(b["counts_ci95"]["net"]) == 2 for b in m["per_confidence"].values() if b["counts_ci95"])
+        assert a.metrics["bootstrap"]["resamples"] == 200 and a.metrics["bootstrap"]["seconds"] > 0
+    heads = {a.name: a for a in record.ablations}
+    vs = heads["r18_64x48_paper_lb-off_prior+skip"].metrics["paired"]["r18_64x48_paper_lb-off_posefix"]["all"]
+    back = heads["r18_64x48_paper_lb-off_posefix"].metrics["paired"]["r18_64x48_paper_lb-off_prior+skip"]["all"]
+    diff = (heads["r18_64x48_paper_lb-off_prior+skip"].runs[0].ap_after["AP"]
+            - heads["r18_64x48_paper_lb-off_posefix"].runs[0].ap_after["AP"])
+    assert vs["sources"]["synthetic-paper"]["delta"] == pytest.approx(diff) == vs["overall"]["delta"]
+    assert back["overall"]["ci95"] == pytest.approx([-vs["overall"]["ci95"][1], -vs["overall"]["ci95"][0]])
+    assert record.timings["bootstrap"] > 0
 
     # the default refiner: gate calibrated on the training hold-out, gated beside ungated from one pass
     default = record.ablation("r18_64x48_paper_lb-off_prior+skip")
