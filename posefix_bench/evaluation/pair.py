@@ -95,7 +95,8 @@ def pair_bootstrap(gt: CocoDataset, results: Sequence[dict], refined: Sequence[d
     "broken_ci95", "net", "net_ci95"}} (net = fixed - broken) on the same draws as ``all``. Samples: the draws'
     values as arrays, ``{"<part>_image_ids", "<part>_before", "<part>_after"}`` (and the identity draw's
     ``<part>_ap_before`` / ``<part>_ap_after``, NaN where undefined) for part ``all`` / ``occluded``, ``fixed`` and
-    ``broken`` (B, bins), and ``resamples`` / ``seed``.
+    ``broken`` (B, bins) with the identity draw's ``fixed_identity`` / ``broken_identity`` (bins,), and ``resamples``
+    / ``seed``.
     """
     t0 = time.perf_counter()
     spec = check_bootstrap(settings)
@@ -115,7 +116,7 @@ def pair_bootstrap(gt: CocoDataset, results: Sequence[dict], refined: Sequence[d
         if part == "all":
             fixed, broken = fix_break_per_image(before, after, a_table.image_ids, conf_bins)
             f_s, b_s = resample_sums(fixed, counts), resample_sums(broken, counts)
-            samples.update(fixed=f_s, broken=b_s)
+            samples.update(fixed=f_s, broken=b_s, fixed_identity=fixed.sum(axis=0), broken_identity=broken.sum(axis=0))
             record["per_confidence"] = {
                 lab: {"fixed": int(fixed[:, i].sum()), "fixed_ci95": interval(f_s[:, i]),
                       "broken": int(broken[:, i].sum()), "broken_ci95": interval(b_s[:, i]),

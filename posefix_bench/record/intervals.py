@@ -21,7 +21,7 @@ import numpy as np
 from posefix_bench.evaluation.bootstrap import interval
 
 __all__ = ["PARTS", "same_draws", "delta_interval", "source_intervals", "overall_interval", "comparison",
-           "paired_comparisons"]
+           "confidence_comparison", "paired_comparisons"]
 
 PARTS = ("all", "occluded")
 Samples = Mapping[str, np.ndarray]
@@ -135,6 +135,29 @@ def comparison(a: Mapping[str, Mapping[int, Samples | None]], b: Mapping[str, Ma
                                         "ci95": interval(np.mean(draws, axis=0))}}
 
 
+def confidence_comparison(a: Mapping[str, Mapping[int, Samples | None]], b: Mapping[str, Mapping[int, Samples | None]],
+                          labels: Sequence[str]) -> dict | None:
+    """Per source and input-confidence bin, ``a`` against ``b`` in fixed, broken and net (fixed - broken) keypoints
+    (each averaged over its seeds): ``{source: {bin label: {"fixed" | "broken" | "net": {"delta", "ci95"}}}}`` on
+    shared draws; None where samples are missing or not on shared draws."""
+    out = {}
+    for n in [n for n in a if n in b]:
+        runs = list(a[n].values()) + list(b[n].values())
+        if not same_draws(runs) or any("fixed_identity" not in s for s in runs):
+            return None
+        rec = {}
+        for what, get in (("fixed", lambda s, k: s[k.format("fixed")]),
+                          ("broken", lambda s, k: s[k.format("broken")]),
+                          ("net", lambda s, k: s[k.format("fixed")] - s[k.format("broken")])):
+            draws = (np.mean([get(s, "{}") for s in a[n].values()], axis=0)
+                     - np.mean([get(s, "{}") for s in b[n].values()], axis=0))  # (B, bins)
+            point = (np.mean([get(s, "{}_identity") for s in a[n].values()], axis=0)
+                     - np.mean([get(s, "{}_identity") for s in b[n].values()], axis=0))  # (bins,)
+            rec[what] = [{"delta": float(point[i]), "ci95": interval(draws[:, i])} for i in range(len(labels))]
+        out[n] = {lab: {what: rec[what][i] for what in rec} for i, lab in enumerate(labels)}
+    return out or None
+
+
 def paired_comparisons(ablations: Sequence, comparisons, samples: dict) -> None:
     """Fill each ablation's ``metrics["paired"]``: for every other ablation that shares a comparison's tag with it,
     the refined AP difference per source and over the sources with its interval on shared draws
@@ -147,5 +170,14 @@ def paired_comparisons(ablations: Sequence, comparisons, samples: dict) -> None:
             for b in members:
                 if a is b or b.name in a.metrics["paired"]:
                     continue
-                a.metrics["paired"][b.name] = {part: comparison(samples.get(a.name) or {}, samples.get(b.name) or {},
-                                                                part) for part in parts}
+                sa, sb = samples.get(a.name) or {}, samples.get(b.name) or {}
+                a.metrics["paired"][b.name] = {part: comparison(sa, sb, part) for part in parts}
+                labels = _bin_labels(a)
+                if c.get("subset") == "occluded" and labels:  # the lower-body question: confidence bins too
+                    a.metrics["paired"][b.name]["per_confidence"] = confidence_comparison(sa, sb, labels)
+
+
+def _bin_labels(ablation) -> list:
+    """The input-confidence bins of an ablation's bootstrap records (its first run's)."""
+    boot = next((r.bootstrap for r in ablation.runs if getattr(r, "bootstrap", None)), None) or {}
+    return list(boot.get("per_confidence") or {})

@@ -85,7 +85,9 @@ def _source_metrics(runs: Mapping[int, object], samples: Mapping[int, object] | 
     ci = source_intervals(runs, samples)
     per_conf = {b: _fix_break_stats({s: r.per_confidence[b] for s, r in runs.items()})
                 for b in (first.per_confidence or {})}
-    for b, rec in per_conf.items():
+    for b, rec in per_conf.items():  # all fixed (non-good -> good) and net (fixed - broken), with intervals
+        rec["fixed_total"] = seed_stat({s: r.per_confidence[b]["fixed_total"] for s, r in runs.items()})
+        rec["net_fixed"] = seed_stat({s: r.per_confidence[b]["net_fixed"] for s, r in runs.items()})
         rec["counts_ci95"] = (ci["per_confidence"] or {}).get(b)  # fixed, broken, net keypoints (seed means)
     occluded = _occluded_metrics(runs)
     if occluded is not None:

@@ -21,9 +21,10 @@ from posefix_bench.record.stats import NOISE_PERSONS, judge
 from posefix_bench.reporting.context import SMALL_DATA_PERSONS, ReportContext, label, source_label
 from posefix_bench.reporting.inputs_section import free_baselines_section, input_strength_section
 from posefix_bench.reporting.tables import markdown_table
+from posefix_bench.reporting.confidence_sentences import confidence_lines
 from posefix_bench.reporting.verdicts import (
     component_sentences, curve_means, curve_sources, default_sentences, deficit_sentence, f3, fmt_stat,
-    gate_sentences, num, pct, ranking_sentences, relation_sentence, verdict_sentence,
+    gate_sentences, num, paired_record, pct, ranking_sentences, relation_sentence, verdict_sentence,
 )
 
 __all__ = ["HOW_TO_READ", "index_markdown", "setup_lines", "gate_table", "gate_lines", "link", "profile_text"]
@@ -137,7 +138,8 @@ def _headline(ctx: ReportContext) -> str:
     lines = ["## Headline", "", f"The profile's default refiner is {link(s)}.", ""]
     for name in ctx.sources:
         rec = s["sources"][name]
-        verdict = verdict_sentence("It", rec["ap_before"], rec["ap_after"], rec["delta"], ctx.resolution, name)
+        verdict = verdict_sentence("It", rec["ap_before"], rec["ap_after"], rec["delta"], ctx.resolution, name,
+                                   rec.get("ci95"), rec.get("ci95_per_seed"))
         fixed = ", ".join(f"{fmt_stat(rec['fixed'][t]['rate'], as_pct=True)} of {t}" for t in FIXABLE
                           if rec["fixed"][t]["rate"] is not None)
         lines.append(f"- {verdict} It fixed {fixed or 'no'} keypoints and broke "
@@ -204,7 +206,9 @@ def _gate_section(ctx: ReportContext) -> str:
 
 def _default_choice(ctx: ReportContext, names: Sequence[str], subset: str | None = None) -> list[str]:
     res = ctx.occluded_resolution if subset == "occluded" else ctx.resolution
-    return default_sentences(ctx.summaries_of(names), ctx.labels(), ctx.default, ctx.sources, res, subset)
+    sums = ctx.summaries_of(names)
+    return default_sentences(sums, ctx.labels(), ctx.default, ctx.sources, res, subset,
+                             lambda a, b: paired_record(sums, a, b, subset or "all"))
 
 
 def _varying_factors(summaries: Sequence[Mapping]) -> tuple[list[str], dict]:
@@ -344,15 +348,25 @@ def _comparison_section(ctx: ReportContext, comp: Mapping) -> str:
     if comp.get("speed") and any(ctx.summary(n)["fps_best"] for n in names):
         lines += ["![Speed vs gain](speed_gain.png)", ""]
     sentences = []
+    sums, by_label = ctx.summaries_of(names), {label(ctx.summary(n)): n for n in names}
+
+    def paired(part, src):  # a - b on shared draws, by the labels the ranking shows
+        return lambda a, b: paired_record(sums, by_label[a], by_label[b], part, src)
+
     for src in ctx.sources:
         if occluded:
-            items = [(label(ctx.summary(n)), (ctx.summary(n)["sources"][src].get("occluded") or {}).get("delta"))
-                     for n in names]
-            sentences += ranking_sentences(items, ctx.occluded_resolution, f"the occluded persons of {src}")
-        items = [(label(ctx.summary(n)), ctx.summary(n)["sources"][src]["delta"]) for n in names]
-        sentences += ranking_sentences(items, ctx.resolution, f"all persons of {src}" if occluded else src)
+            recs = {label(ctx.summary(n)): ctx.summary(n)["sources"][src].get("occluded") or {} for n in names}
+            sentences += ranking_sentences([(lab, r.get("delta")) for lab, r in recs.items()],
+                                           ctx.occluded_resolution, f"the occluded persons of {src}",
+                                           {lab: r.get("ci95_per_seed") for lab, r in recs.items()},
+                                           paired("occluded", src))
+        recs = {label(ctx.summary(n)): ctx.summary(n)["sources"][src] for n in names}
+        sentences += ranking_sentences([(lab, r["delta"]) for lab, r in recs.items()], ctx.resolution,
+                                       f"all persons of {src}" if occluded else src,
+                                       {lab: r.get("ci95_per_seed") for lab, r in recs.items()}, paired("all", src))
     if occluded:
         sentences += _lower_body_sentences(ctx, names)
+        sentences += confidence_lines(sums, {n: label(ctx.summary(n)) for n in names}, names, ctx.sources)
     lines += [f"- {s}" for s in sentences]
     extra = (component_sentences(ctx.summaries_of(names), ctx.sources, ctx.resolution)
              + _default_choice(ctx, names, "occluded" if occluded else None))

@@ -93,3 +93,17 @@ def test_metrics_carry_ci95_beside_each_delta(pairs, val_gt):
     assert set(src["ci95_per_seed"]) == {"0", "1"} and src["occluded"]["ci95"] is not None
     assert m["overall_ci95"]["all"] == src["ci95"] and m["paired"] == {}
     assert m["bootstrap"]["resamples"] == B and m["bootstrap"]["runs"] == 2 and m["bootstrap"]["seconds"] > 0
+
+
+def test_confidence_bins_compared_on_shared_draws(pairs):
+    from posefix_bench.record.intervals import confidence_comparison
+
+    (_, a0), (_, b0) = pairs["a0"], pairs["b0"]
+    labels = list(pairs["a0"][0].bootstrap["per_confidence"])
+    rec = confidence_comparison({"s": {0: a0}}, {"s": {0: b0}}, labels)["s"]
+    net = (a0["fixed"] - a0["broken"]) - (b0["fixed"] - b0["broken"])
+    for i, lab in enumerate(labels):
+        assert rec[lab]["net"]["ci95"] == interval(net[:, i])
+        assert rec[lab]["fixed"]["delta"] == pytest.approx(float(a0["fixed_identity"][i] - b0["fixed_identity"][i]))
+        assert rec[lab]["fixed"]["delta"] == (pairs["a0"][0].bootstrap["per_confidence"][lab]["fixed"]
+                                              - pairs["b0"][0].bootstrap["per_confidence"][lab]["fixed"])
