@@ -39,10 +39,11 @@ import numpy as np
 
 from posefix_bench.bench.executors import Executor, Job, LocalExecutor
 from posefix_bench.bench.profile import Ablation, Profile, ablation_factors, load_profile
+from posefix_bench.bench.occluded import dedicated_occluded, occluded_question
 from posefix_bench.bench.steps import BenchSteps, run_samples
 from posefix_bench.hashing import canonical_hash
 from posefix_bench.progress import Progress, no_progress
-from posefix_bench.record.intervals import paired_comparisons
+from posefix_bench.record.intervals import baseline_comparisons, paired_comparisons
 from posefix_bench.record.metrics import ablation_metrics, baseline_metrics
 from posefix_bench.record.schema import (
     AblationResult, BenchRecord, DataInfo, FreeBaseline, GateInfo, GateRun, MixInfo, Run, SourceRun, shown_path,
@@ -101,6 +102,10 @@ class BenchRunner:
         self.log(self.environment["peaks"].get("sentence", ""))
         data = steps.data()
         self.log(f"data: {data.description}")
+        if steps.occluded_split() is not None:  # generated here once, before workers look for it
+            info = steps.occluded_split_info
+            self.log(f"dedicated occluded split: {info['images']} images, {info['occluded_persons']} occluded persons "
+                     f"({info['seconds']:.0f} s)")
         lap("data")
         needs_training = [s for s in profile.sources if s.get("type") == "mmpose-trained"]
         simple = [s for s in profile.sources if s not in needs_training]
@@ -190,6 +195,10 @@ class BenchRunner:
                 metrics=baseline_metrics(profile=profile.name, name=run.ablation, source=src["name"], method=method,
                                          card=card, run=run, throughput=speed,
                                          samples=run_samples([run]).get(src["name"], {}).get(int(run.seed)))))
+        t_paired = time.perf_counter()
+        own = {b.name: run_samples([b.run]) for b in baselines}
+        baseline_comparisons(baselines, profile.default_ablation, samples, own)
+        boot_seconds += time.perf_counter() - t_paired
         lap("fps")
         # the paired bootstrap's cost: worker time inside the analyses (beside the other work of that phase) and
         # the comparisons between ablations here
@@ -201,7 +210,8 @@ class BenchRunner:
             data=DataInfo(kind=data.kind, description=data.description, fingerprint=data.fingerprint,
                           root=str(data.root), train_split=data.train_split, val_split=data.val_split,
                           val_images=len(data.val), val_persons=sum(1 for _ in data.val.persons()),
-                          val_occluded_persons=len(data.occluded_ids), schema=data.val.schema.name),
+                          val_occluded_persons=len(data.occluded_ids), schema=data.val.schema.name,
+                          occluded_split=getattr(steps, "occluded_split_info", None)),
             sources=source_runs, ablations=ablations, comparisons=[dict(c) for c in profile.comparisons],
             default_ablation=profile.default_ablation, baselines=baselines, environment=self.environment,
             timings=dict(timings, total=time.perf_counter() - t_start), cache_root=str(self.steps.cache_root),
@@ -314,6 +324,11 @@ def _job_evaluate(spec: RunSpec, ablation: str, seed: int, sources: list[dict], 
         analysis = s.analyse(src["results"], refined, ap_impact=False)
         run = run_of(ablation, seed, src["name"], trained, str(refined), analysis)
         run.refine_precision = precision
+        view = s.occluded_split() if occluded_question(s.profile, ablation) else None
+        if view is not None and src["name"] in s.occluded_split_info["sources"]:
+            o_src = view.predict(view.source_spec(src["name"]))
+            o_an = view.analyse(o_src["results"], view.refine(trained, o_src), ap_impact=False)
+            dedicated_occluded(run, o_an)
         found = [analysis]
         if gated_path is not None:
             ga = s.analyse(src["results"], gated_path, ap_impact=False)

@@ -127,8 +127,9 @@ class SourceSteps:
         src, meta = self.build_source(spec)
         split_name = data.val_split if split == "val" else data.train_split
         step = self.cache.step("predict", {
-            "source": {k: v for k, v in spec.items() if k != "name"}, "meta": meta, "data": data.fingerprint,
-            "split": split_name, "limit": limit, "code": self.code(SOURCE_CODE)})
+            "source": {k: v for k, v in spec.items() if k != "name"}, "meta": meta,
+            "data": data.val_key if split == "val" else data.fingerprint, "split": split_name, "limit": limit,
+            "code": self.code(SOURCE_CODE)})
         out = step.path / "results.json"
         if limit:
             gt_path = step.path / "gt_subset.json"

@@ -53,6 +53,13 @@ class BenchData:
     description: str
     val: CocoDataset = field(repr=False)
     occluded_ids: list = field(default_factory=list)  # annotation ids tagged lower-body occluded (sandbox only)
+    # what the validation split's steps (predictions, analyses) are keyed by when it is not the profile's own
+    # (the dedicated occluded split): None, the fingerprint
+    val_fingerprint: str | None = None
+
+    @property
+    def val_key(self) -> str:
+        return self.val_fingerprint or self.fingerprint
 
 
 class BenchSteps(SourceSteps, GateSteps):
@@ -125,6 +132,44 @@ class BenchSteps(SourceSteps, GateSteps):
         self._data = BenchData(Path(root), train_split, val_split, fingerprint, kind, desc, val,
                                occluded_person_ids(val))
         return self._data
+
+    def occluded_split(self) -> "BenchSteps | None":
+        """These steps over the profile's dedicated validation split of lower-body-occluded people (issue 27), or
+        None where the profile has none: ``occluded_split=dict(images=N, seed=S, sources=[...])`` generates sandbox
+        scenes like the profile's (its ``data.params``) with every person's occluder probability 1 and no training
+        images; predictions, refinements and analyses on it are keyed by its own fingerprint, estimators and
+        refiners are the profile's. :attr:`occluded_split_info` says what it holds and what generating it cost."""
+        spec = self.profile.raw.get("occluded_split")
+        if not spec:
+            return None
+        if getattr(self, "_occluded_view", None) is not None:
+            return self._occluded_view
+        import copy
+
+        from posefix_bench.engine.sandbox import SandboxParams, ensure_sandbox, occluded_person_ids
+
+        data = self.data()
+        if data.kind != "sandbox":
+            raise PosefixError(f"profile {self.profile.name}: occluded_split needs sandbox data, not {data.kind}")
+        images = SMOKE["val_images"] if self.smoke else int(spec["images"])
+        params = SandboxParams(**dict(self.profile.data.get("params", {}), seed=int(spec.get("seed", 1)), train=0,
+                                      val=images, occluder_p=1.0))
+        t0 = time.perf_counter()
+        root = ensure_sandbox(self.cache_root / "sandbox", params, progress=self.progress)
+        seconds = time.perf_counter() - t0
+        val = CocoDataset(coco_split_paths(root, "val")[0])
+        view = copy.copy(self)
+        view._data = BenchData(data.root, data.train_split, data.val_split, data.fingerprint, data.kind,
+                               f"dedicated lower-body-occluded split ({root.name})", val, occluded_person_ids(val),
+                               val_fingerprint=canonical_hash([data.fingerprint, "occluded-split", root.name]))
+        view._occluded_view = None
+        self.occluded_split_info = {
+            "images": len(val), "persons": sum(1 for _ in val.persons()),
+            "occluded_persons": len(view._data.occluded_ids), "seed": params.seed, "root": str(root),
+            "sources": list(spec.get("sources") or [s["name"] for s in self.profile.sources]),
+            "seconds": seconds}  # this run's: ~0 where the split was cached
+        self._occluded_view = view
+        return view
 
     # -- refiners ------------------------------------------------------------------------------------------------
     def train_config(self, ablation: Ablation, seed: int) -> dict:
@@ -265,7 +310,7 @@ class BenchSteps(SourceSteps, GateSteps):
         boot = self.bootstrap if refined_path else None
         step = self.cache.step("analyse", {
             "results": file_hash(results_path), "refined": file_hash(refined_path) if refined_path else None,
-            "gt": data.fingerprint, "ap_impact": ap_impact, "crops": CROP_COUNT, "version": ANALYSIS_VERSION,
+            "gt": data.val_key, "ap_impact": ap_impact, "crops": CROP_COUNT, "version": ANALYSIS_VERSION,
             "bootstrap": boot, "code": self.code(EVAL_CODE)})
         out, npz = step.path / "analysis.json", step.path / "bootstrap.npz"
         with step.lock():
@@ -322,7 +367,15 @@ def run_samples(runs: list) -> dict:
         path = (r.bootstrap or {}).get("samples")
         if path:
             with np.load(path) as z:
-                out.setdefault(r.source, {})[int(r.seed)] = {k: z[k] for k in z.files}
+                arrays = {k: z[k] for k in z.files}
+            occluded = (r.bootstrap or {}).get("occluded_samples")  # the dedicated occluded split's draws
+            if occluded:
+                with np.load(occluded) as z:
+                    arrays = {k: v for k, v in arrays.items() if not k.startswith("occluded_")}
+                    arrays.update({k: z[k] for k in z.files if k.startswith("occluded_")})
+                    arrays.update({f"occluded_{k}": z[k] for k in ("fixed", "broken", "fixed_identity",
+                                                                   "broken_identity") if k in z.files})
+            out.setdefault(r.source, {})[int(r.seed)] = arrays
     return out
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from posefix_bench.evaluation.bootstrap import interval
 
 __all__ = ["PARTS", "same_draws", "delta_interval", "source_intervals", "overall_interval", "comparison",
-           "confidence_comparison", "paired_comparisons"]
+           "confidence_comparison", "paired_comparisons", "baseline_comparisons"]
 
 PARTS = ("all", "occluded")
 Samples = Mapping[str, np.ndarray]
@@ -72,17 +72,25 @@ def source_intervals(runs: Mapping[int, object], samples: Mapping[int, Samples |
         if ci is None and per_seed is not None and len(per_seed) == 1:
             ci = next(iter(per_seed.values()))
         out[part] = {"ci95": ci, "ci95_per_seed": per_seed}
-    out["per_confidence"] = None
-    if samples and same_draws(list(samples.values())):
-        first = next(iter(runs.values()))
-        labels = list(((getattr(first, "bootstrap", None) or {}).get("per_confidence") or {}))
-        fixed = np.mean([s["fixed"] for s in samples.values()], axis=0)  # (B, bins)
-        broken = np.mean([s["broken"] for s in samples.values()], axis=0)
-        if labels and fixed.shape[1] == len(labels):
-            out["per_confidence"] = {lab: {"fixed": interval(fixed[:, i]), "broken": interval(broken[:, i]),
-                                           "net": interval(fixed[:, i] - broken[:, i])}
-                                     for i, lab in enumerate(labels)}
+    first = next(iter(runs.values()))
+    labels = list(((getattr(first, "bootstrap", None) or {}).get("per_confidence") or {}))
+    out["per_confidence"] = _bin_intervals(samples, labels, "", "all")
+    out["occluded"]["per_confidence"] = _bin_intervals(samples, labels, "occluded_", "occluded")
     return out
+
+
+def _bin_intervals(samples, labels, prefix: str, part: str) -> dict | None:
+    """{bin: {"fixed", "broken", "net"}} intervals of the seed-mean counts (``prefix`` "occluded_": the dedicated
+    occluded split's, where the samples have them)."""
+    runs = list((samples or {}).values())
+    if not labels or not same_draws(runs, part) or any(f"{prefix}fixed" not in s for s in runs):
+        return None
+    fixed = np.mean([s[f"{prefix}fixed"] for s in runs], axis=0)  # (B, bins)
+    broken = np.mean([s[f"{prefix}broken"] for s in runs], axis=0)
+    if fixed.shape[1] != len(labels):
+        return None
+    return {lab: {"fixed": interval(fixed[:, i]), "broken": interval(broken[:, i]),
+                  "net": interval(fixed[:, i] - broken[:, i])} for i, lab in enumerate(labels)}
 
 
 def overall_interval(samples: Mapping[str, Mapping[int, Samples | None]], part: str = "all") -> list | None:
@@ -107,16 +115,15 @@ def comparison(a: Mapping[str, Mapping[int, Samples | None]], b: Mapping[str, Ma
     """Ablation (or method) ``a`` against ``b`` on the same sources and draws: the refined AP of ``a`` minus that of
     ``b`` (each averaged over its seeds) per source and averaged over the sources, with its interval, and per seed
     both share the interval of that seed's difference. ``a``, ``b``: {source: {seed: samples}}. Returns
-    ``{"sources": {source: {"delta", "ci95", "ci95_per_seed"}}, "overall": {"delta", "ci95"}}`` or None where the
-    samples are missing or not on shared draws."""
+    ``{"sources": {source: {"delta", "ci95", "ci95_per_seed"}}, "overall": {"delta", "ci95"}}`` (sources without
+    samples on shared draws left out; ``overall`` None unless every source is in and all share the draws) or None
+    where no source is."""
     sources = [n for n in a if n in b]
-    if not sources:
-        return None
     out, draws, values = {}, [], []
     for n in sources:
         runs = list(a[n].values()) + list(b[n].values())
         if not same_draws(runs, part):
-            return None
+            continue
         mean_a = np.mean([np.asarray(s[f"{part}_after"]) for s in a[n].values()], axis=0)
         mean_b = np.mean([np.asarray(s[f"{part}_after"]) for s in b[n].values()], axis=0)
         point = (float(np.mean([float(s[f"{part}_ap_after"]) for s in a[n].values()]))
@@ -128,27 +135,31 @@ def comparison(a: Mapping[str, Mapping[int, Samples | None]], b: Mapping[str, Ma
                   "ci95_per_seed": per_seed}
         draws.append(mean_a - mean_b)
         values.append(point)
-    if not same_draws([next(iter(a[n].values())) for n in sources], part):
+    if not out:
         return None
+    if len(out) != len(sources) or not same_draws([next(iter(a[n].values())) for n in out], part):
+        return {"sources": out, "overall": None}  # sources on different draws (a dedicated split for some)
     overall = float(np.mean(values))
     return {"sources": out, "overall": {"delta": overall if np.isfinite(overall) else None,
                                         "ci95": interval(np.mean(draws, axis=0))}}
 
 
 def confidence_comparison(a: Mapping[str, Mapping[int, Samples | None]], b: Mapping[str, Mapping[int, Samples | None]],
-                          labels: Sequence[str]) -> dict | None:
+                          labels: Sequence[str], prefix: str = "") -> dict | None:
     """Per source and input-confidence bin, ``a`` against ``b`` in fixed, broken and net (fixed - broken) keypoints
     (each averaged over its seeds): ``{source: {bin label: {"fixed" | "broken" | "net": {"delta", "ci95"}}}}`` on
-    shared draws; None where samples are missing or not on shared draws."""
+    shared draws; None where samples are missing or not on shared draws. ``prefix`` "occluded_": the counts of the
+    dedicated occluded split (its draws)."""
     out = {}
+    part = "occluded" if prefix else "all"
     for n in [n for n in a if n in b]:
         runs = list(a[n].values()) + list(b[n].values())
-        if not same_draws(runs) or any("fixed_identity" not in s for s in runs):
-            return None
+        if not same_draws(runs, part) or any(f"{prefix}fixed_identity" not in s for s in runs):
+            continue
         rec = {}
-        for what, get in (("fixed", lambda s, k: s[k.format("fixed")]),
-                          ("broken", lambda s, k: s[k.format("broken")]),
-                          ("net", lambda s, k: s[k.format("fixed")] - s[k.format("broken")])):
+        for what, get in (("fixed", lambda s, k: s[prefix + k.format("fixed")]),
+                          ("broken", lambda s, k: s[prefix + k.format("broken")]),
+                          ("net", lambda s, k: s[prefix + k.format("fixed")] - s[prefix + k.format("broken")])):
             draws = (np.mean([get(s, "{}") for s in a[n].values()], axis=0)
                      - np.mean([get(s, "{}") for s in b[n].values()], axis=0))  # (B, bins)
             point = (np.mean([get(s, "{}_identity") for s in a[n].values()], axis=0)
@@ -168,16 +179,29 @@ def paired_comparisons(ablations: Sequence, comparisons, samples: dict) -> None:
         parts = ["all"] + (["occluded"] if c.get("subset") == "occluded" else [])
         for a in members:
             for b in members:
-                if a is b or b.name in a.metrics["paired"]:
+                if a is b:
                     continue
                 sa, sb = samples.get(a.name) or {}, samples.get(b.name) or {}
-                a.metrics["paired"][b.name] = {part: comparison(sa, sb, part) for part in parts}
+                entry = a.metrics["paired"].setdefault(b.name, {})
+                entry.update({part: comparison(sa, sb, part) for part in parts if part not in entry})
                 labels = _bin_labels(a)
-                if c.get("subset") == "occluded" and labels:  # the lower-body question: confidence bins too
-                    a.metrics["paired"][b.name]["per_confidence"] = confidence_comparison(sa, sb, labels)
+                if c.get("subset") == "occluded" and labels and "per_confidence" not in entry:  # the lower-body
+                    entry["per_confidence"] = confidence_comparison(sa, sb, labels)  # question: confidence bins
+                    entry["occluded_per_confidence"] = confidence_comparison(
+                        sa, sb, labels, "occluded_")  # on the dedicated occluded split, where there is one
 
 
 def _bin_labels(ablation) -> list:
     """The input-confidence bins of an ablation's bootstrap records (its first run's)."""
     boot = next((r.bootstrap for r in ablation.runs if getattr(r, "bootstrap", None)), None) or {}
     return list(boot.get("per_confidence") or {})
+
+
+def baseline_comparisons(baselines: Sequence, default: str | None, samples: dict, own: dict) -> None:
+    """Fill each free baseline's ``metrics["paired"]`` with the default refiner on its source: the method's AP
+    minus the refiner's on shared draws (``samples``: {ablation: {source: {seed: samples}}}, ``own``: {baseline:
+    {source: {seed: samples}}})."""
+    for b in baselines:
+        mine, theirs = (own.get(b.name) or {}).get(b.source), (samples.get(default) or {}).get(b.source)
+        if default and mine and theirs:
+            b.metrics["paired"] = {default: {"all": comparison({b.source: mine}, {b.source: theirs})}}

@@ -75,6 +75,19 @@ def _occluded_metrics(runs: Mapping[int, object]) -> dict | None:
         out[key] = first.get(key)
     for key in ("lower_good_after", "lower_fixed", "lower_broken", "lower_ks_after"):
         out[key] = seed_stat({s: o.get(key) for s, o in occ.items()})
+    if first.get("split"):  # the dedicated occluded split (issue 27): its size and its confidence-bin transitions
+        out.update(split=first["split"], images=first.get("images"))
+        if all(o.get("per_confidence") for o in occ.values()):
+            out["per_confidence"] = {b: _bin_stats({s: o["per_confidence"][b] for s, o in occ.items()})
+                                     for b in first["per_confidence"]}
+    return out
+
+
+def _bin_stats(recs: Mapping[int, dict]) -> dict:
+    """:func:`_fix_break_stats` of one confidence bin plus all fixed keypoints and net fixed (fixed - broken)."""
+    out = _fix_break_stats(recs)
+    out["fixed_total"] = seed_stat({s: r["fixed_total"] for s, r in recs.items()})
+    out["net_fixed"] = seed_stat({s: r["net_fixed"] for s, r in recs.items()})
     return out
 
 
@@ -83,15 +96,15 @@ def _source_metrics(runs: Mapping[int, object], samples: Mapping[int, object] | 
     give the intervals of the seed means (:mod:`posefix_bench.record.intervals`)."""
     first = runs[min(runs)]
     ci = source_intervals(runs, samples)
-    per_conf = {b: _fix_break_stats({s: r.per_confidence[b] for s, r in runs.items()})
-                for b in (first.per_confidence or {})}
-    for b, rec in per_conf.items():  # all fixed (non-good -> good) and net (fixed - broken), with intervals
-        rec["fixed_total"] = seed_stat({s: r.per_confidence[b]["fixed_total"] for s, r in runs.items()})
-        rec["net_fixed"] = seed_stat({s: r.per_confidence[b]["net_fixed"] for s, r in runs.items()})
+    per_conf = {b: _bin_stats({s: r.per_confidence[b] for s, r in runs.items()}) for b in (first.per_confidence or {})}
+    for b, rec in per_conf.items():
         rec["counts_ci95"] = (ci["per_confidence"] or {}).get(b)  # fixed, broken, net keypoints (seed means)
     occluded = _occluded_metrics(runs)
     if occluded is not None:
+        occ_bins = ci["occluded"].pop("per_confidence")
         occluded.update(ci["occluded"])
+        for b, rec in (occluded.get("per_confidence") or {}).items():
+            rec["counts_ci95"] = (occ_bins or {}).get(b)
     return {
         "ap_before": ap_value(first.ap_before),
         "ap_after": seed_stat({s: ap_value(r.ap_after) for s, r in runs.items()}),

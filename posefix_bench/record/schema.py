@@ -101,6 +101,9 @@ class DataInfo:
     val_persons: int
     val_occluded_persons: int
     schema: str
+    # the dedicated lower-body-occluded validation split (issue 27): images, persons, occluded_persons, seed, root,
+    # sources, seconds (its generation in this run); None where the profile has none
+    occluded_split: dict | None = None
 
 
 @dataclass

@@ -41,8 +41,9 @@ def low_confidence_sentence(label: str, where: str, per_conf: Mapping) -> str | 
 
     def part(b):
         r = per_conf[b]
-        return (f"{fmt_stat(r['net_fixed'], as_count=True)} net in bin {b} ({fmt_stat(r['fixed_total'], as_count=True)} "
-                f"fixed, {fmt_stat(r['broken']['broken'], as_count=True)} broken; {_count_ci(r['counts_ci95']['net'])})")
+        fixed, broken = fmt_stat(r["fixed_total"], as_count=True), fmt_stat(r["broken"]["broken"], as_count=True)
+        return (f"{fmt_stat(r['net_fixed'], as_count=True)} net in bin {b} ({fixed} fixed, {broken} broken; "
+                f"{_count_ci(r['counts_ci95']['net'])})")
 
     lo, hi = _net_state(per_conf[low]["counts_ci95"]["net"]), _net_state(per_conf[high]["counts_ci95"]["net"])
     if hi == "fixed" and lo != "fixed":
@@ -77,17 +78,23 @@ def confidence_pair_sentence(a_label: str, b_label: str, where: str, per_conf: M
 
 def confidence_lines(summaries: Mapping[str, Mapping], labels: Mapping[str, str], names, sources) -> list[str]:
     """The sentences of a comparison (the lower-body one): per source, whether each ablation fixes low-confidence
-    keypoints, and for two ablations whether the first nets more in the lowest bin than the second."""
+    keypoints, and for two ablations whether the first nets more in the lowest bin than the second; on the
+    dedicated occluded split where the source has one (its occluded persons), else on all persons."""
     out = []
     for src in sources:
+        occ = {n: summaries[n]["sources"][src].get("occluded") or {} for n in names}
+        dedicated = all(o.get("per_confidence") for o in occ.values())
+        where = (f"the {occ[names[0]]['persons']} occluded persons of {src} (dedicated split)" if dedicated else src)
         for n in names:
-            t = low_confidence_sentence(labels[n], src, summaries[n]["sources"][src].get("per_confidence") or {})
+            per = occ[n]["per_confidence"] if dedicated else summaries[n]["sources"][src].get("per_confidence")
+            t = low_confidence_sentence(labels[n], where, per or {})
             if t:
                 out.append(t)
         if len(names) == 2:
             a, b = names
-            rec = (((summaries[a].get("paired") or {}).get(b) or {}).get("per_confidence") or {}).get(src)
-            t = confidence_pair_sentence(labels[a], labels[b], src, rec)
+            key = "occluded_per_confidence" if dedicated else "per_confidence"
+            rec = (((summaries[a].get("paired") or {}).get(b) or {}).get(key) or {}).get(src)
+            t = confidence_pair_sentence(labels[a], labels[b], where, rec)
             if t:
                 out.append(t)
     return out

@@ -78,7 +78,18 @@ def setup_lines(ctx: ReportContext) -> list[str]:
         f"- **Precision**: {_precision_text(ctx)}.",
         f"- **Time**: total {t.get('total', 0):.0f} s ({stages}){_budget_text(env.get('budget'), t.get('total'))}. "
         "Cached steps cost nothing in a rerun; training times below are those of the run that trained each refiner.",
-    ] + ([f"- **Data checks**: {'; '.join(rec.data_warnings)}."] if rec.data_warnings else [])
+    ] + ([f"- **Data checks**: {'; '.join(rec.data_warnings)}."] if rec.data_warnings else []) + _split_line(data)
+
+
+def _split_line(data) -> list[str]:
+    """The dedicated lower-body-occluded validation split, where the profile has one (issue 27)."""
+    o = data.occluded_split
+    if not o:
+        return []
+    return [f"- **Occluded split**: a dedicated validation split of {o['images']} generated images (seed {o['seed']}, "
+            f"every person behind a lower-body occluder): {o['persons']} persons, {o['occluded_persons']} tagged "
+            f"lower-body occluded; the lower-body comparison's occluded numbers on {', '.join(o['sources'])} come "
+            f"from it (generated in {o['seconds']:.0f} s in this run; 0 when cached)."]
 
 
 def _budget_text(budget: Mapping | None, total: float | None) -> str:

@@ -391,13 +391,20 @@ def deficit_sentence(label_a: str, a: Mapping[int, float], label_b: str, b: Mapp
 
 
 def free_baseline_sentence(source: str, method: str, method_delta: float | None, refiner: str,
-                           refiner_delta: float | None, resolution: float) -> str | None:
-    """Whether a free post-processing method or the refiner moves a source's AP more (one seed each: a difference
-    within the resolution is a tie)."""
+                           refiner_delta: float | None, resolution: float, paired: Mapping | None = None) -> str | None:
+    """Whether a free post-processing method or the refiner moves a source's AP more: by the interval of method -
+    refiner on shared draws where ``paired`` (``{"delta", "ci95"}``) has one (a tie when it contains 0), else
+    (one seed each) a difference within the resolution is a tie."""
     if method_delta is None or refiner_delta is None:
         return None
     head = (f"On {source}, {method} changes AP by {f3(method_delta, True)} and the refiner {refiner} by "
             f"{f3(refiner_delta, True)}")
+    if paired and paired.get("ci95") is not None and paired.get("delta") is not None:
+        ci = ci_text(paired["ci95"])
+        if compare_ci(paired["delta"], paired["ci95"]) == "tied":
+            return f"{head}: a tie ({method} - refiner {f3(paired['delta'], True)} AP, {ci}, same draws)."
+        better = method if paired["delta"] > 0 else f"the refiner {refiner}"
+        return f"{head}: {better} does more, by {abs(paired['delta']):.3f} AP ({ci} of the difference, same draws)."
     if abs(method_delta - refiner_delta) <= resolution:
         return f"{head}: a tie at this resolution ({resolution:.3f})."
     better = method if method_delta > refiner_delta else f"the refiner {refiner}"

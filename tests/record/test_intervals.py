@@ -65,7 +65,8 @@ def test_paired_comparison_of_two_ablations(pairs):
     assert rec["overall"]["ci95"] == per["ci95"] and per["ci95"][0] > 0  # fewer misses than more: a clear gain
     assert comparison({"src": {0: a0}}, {"other": {0: b0}}) is None
     two = comparison({"s": {0: a0}, "t": {0: a1}}, {"s": {0: b0}, "t": {0: b0}})
-    assert two["overall"]["ci95"] == interval(((a0["all_after"] - b0["all_after"]) + (a1["all_after"] - b0["all_after"])) / 2)
+    both = ((a0["all_after"] - b0["all_after"]) + (a1["all_after"] - b0["all_after"])) / 2
+    assert two["overall"]["ci95"] == interval(both)
     assert overall_interval({"s": {0: a0}, "t": {0: a1}}) == interval(
         ((a0["all_after"] - a0["all_before"]) + (a1["all_after"] - a1["all_before"])) / 2)
 

@@ -36,7 +36,17 @@ def test_two_ablations_in_the_lowest_bin():
     rec["<0.25"]["net"]["ci95"] = [-2.0, 11.0]
     assert "do not differ beyond what this validation set resolves" in confidence_pair_sentence("a", "b", "s", rec)
     assert confidence_pair_sentence("a", "b", "s", None) is None
-    sums = {n: {"sources": {"s": {"per_confidence": {"<0.25": _bin(1, 1, [-3.0, 3.0]), ">=0.75": _bin(9, 1, [2.0, 9.0])}}},
+    bins = {"<0.25": _bin(1, 1, [-3.0, 3.0]), ">=0.75": _bin(9, 1, [2.0, 9.0])}
+    sums = {n: {"sources": {"s": {"per_confidence": bins}},
                 "paired": {"off": {"per_confidence": {"s": rec}}} if n == "on" else {}} for n in ("on", "off")}
     lines = confidence_lines(sums, {"on": "lb-on", "off": "lb-off"}, ["on", "off"], ["s"])
     assert len(lines) == 3 and lines[2].startswith("In the lowest input-confidence bin (<0.25) of s, lb-on - lb-off")
+
+
+def test_the_dedicated_occluded_split_is_preferred():
+    occ = {"persons": 1600, "per_confidence": {"<0.25": _bin(3, 1, [0.5, 4.0]), ">=0.75": _bin(9, 1, [2.0, 9.0])}}
+    main = {"<0.25": _bin(1, 1, [-3.0, 3.0]), ">=0.75": _bin(9, 1, [2.0, 9.0])}
+    sums = {n: {"sources": {"s": {"per_confidence": main, "occluded": occ}}, "paired": {}} for n in ("on", "off")}
+    lines = confidence_lines(sums, {"on": "lb-on", "off": "lb-off"}, ["on", "off"], ["s"])
+    assert lines[0].startswith("Does lb-on fix low-confidence keypoints on the 1600 occluded persons of s (dedicated "
+                               "split)?") and "fixes low-confidence keypoints too" in lines[0]

@@ -249,3 +249,12 @@ def test_a_ranking_and_the_default_by_intervals():
     rec[("none", "pk")] = {"delta": -0.12, "ci95": [-0.2, -0.05]}
     assert "WARNING" in " ".join(default_sentences(sums, labels, "none", ["s"], 0.005,
                                                    paired=lambda x, y: rec.get((x, y))))
+
+
+def test_a_free_baseline_against_the_refiner_by_interval():
+    tie = free_baseline_sentence("s", "flip-test", 0.01, "R", 0.03, 0.001, {"delta": -0.02, "ci95": [-0.05, 0.01]})
+    assert tie == ("On s, flip-test changes AP by +0.010 and the refiner R by +0.030: a tie (flip-test - refiner "
+                   "-0.020 AP, 95% interval [-0.050, +0.010], same draws).")
+    more = free_baseline_sentence("s", "dark", 0.01, "R", 0.03, 0.5, {"delta": -0.02, "ci95": [-0.03, -0.01]})
+    assert more.endswith("the refiner R does more, by 0.020 AP (95% interval [-0.030, -0.010] of the difference, "
+                         "same draws).")
