@@ -38,13 +38,16 @@ HOW_TO_READ = (
     "(measured with that person's area) swap, anything else miss. "
     "**Fixed** is the share of input keypoints of an error type that ended good after refinement; **broken** the "
     "share of good input keypoints that ended in an error type. Transitions count only detections matched to the "
-    "same person before and after refinement (detections whose match changed are excluded). Rules of the "
-    "sentences: a change is a gain (or makes things worse) when it is positive (negative) on every seed and "
-    "larger than the *resolution* {res} of the validation set ({n} persons' worth of AP: {k} / persons); two "
-    "ablations are tied when their means differ by no more than the *noise bound*, the larger of their seed "
-    "spreads (max - min over seeds) and the resolution. With one seed there is no spread: a single seed cannot "
-    "separate two results that differ by less than the resolution, and a larger difference on one seed is "
-    "reported as such, without a claim that it repeats."
+    "same person before and after refinement (detections whose match changed are excluded). **Intervals**: "
+    "`95% interval [lo, hi]` is the paired bootstrap over validation images (images drawn with replacement, "
+    "both sides of a comparison computed on the same draws, the 2.5 and 97.5 percentiles of the difference). "
+    "Rules of the sentences: a change is a gain (or makes things worse) when its interval lies above (below) 0 on "
+    "every seed; two results are tied when the interval of their difference contains 0; the seed spread is "
+    "quoted beside it. Where a record has no interval (an older run), a change is a gain when it is positive on "
+    "every seed and larger than the *resolution* {res} of the validation set ({n} persons' worth of AP: {k} / "
+    "persons), and two ablations are tied when their means differ by no more than the *noise bound*, the larger "
+    "of their seed spreads (max - min over seeds) and the resolution; a single seed cannot separate two results "
+    "that differ by less than the resolution."
 )
 
 
