@@ -7,7 +7,8 @@ For a profile (:mod:`posefix_bench.bench.profile`) it
    profile asks for them) and analyses each source on its own, with the AP impact of each error type;
 3. measures error profiles of estimators on the *training* split where an ablation trains on a measured mix;
 4. trains every ablation for each of its seeds (or reuses a finished run), refines every source's results with it,
-   and analyses input vs refined in one pass (AP, diagnosis, the lower-body-occluded subset, the crop panel); for
+   and analyses input vs refined in one pass (AP, diagnosis, the lower-body-occluded subset, the crop panel, the
+   paired bootstrap's intervals; the lower-body comparison's ablations also on the dedicated occluded split); for
    the ablations the profile's ``learning_curve`` names (by tag), the AP of every source refined by the training's
    intermediate checkpoints too (the same run, no extra training); the default ablation's refiners get their
    refinement gate calibrated first (issue 17), and their one refinement pass per source gives the ungated and the

@@ -3,8 +3,10 @@
 For every source: AP before (the input does not depend on the refiner's seed) and after, the AP delta, every COCO
 metric, class counts, and the Ronchi & Perona fixed/broken transitions (:func:`posefix_bench.evaluation.diagnosis.
 transitions`) overall, per confidence bin and per body-part group, and the lower-body-occluded subset; each
-quantity that varies with the seed is a seed stat (:func:`~posefix_bench.record.stats.seed_stat`). Plus the
-training times and the refiner's FPS record.
+quantity that varies with the seed is a seed stat (:func:`~posefix_bench.record.stats.seed_stat`). Beside each
+delta (all persons, occluded subset, confidence bins) the paired bootstrap's 95% interval over validation images
+(``ci95`` of the seed mean, ``ci95_per_seed``; :mod:`posefix_bench.record.intervals`). Plus the training times and
+the refiner's FPS record.
 
 The default ablation's record also holds a ``gate`` section (:func:`gate_metrics`): per source the AP delta of the
 ungated and of the gated reading of the same refinement pass, the accepted share and the share of the gain the

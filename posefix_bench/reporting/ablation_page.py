@@ -90,13 +90,15 @@ def _ap(ctx: ReportContext, s: Mapping) -> str:
     for src in ctx.sources:
         r = s["sources"][src]
         per_seed = ", ".join(f"s{k} {f3(v)}" for k, v in r["ap_after"]["per_seed"].items()) if r["ap_after"] else "-"
+        ci = r.get("ci95")
         rows.append([src, f3(r["ap_before"]), fmt_stat(r["ap_after"]), fmt_stat(r["delta"], True),
+                     "-" if ci is None else f"[{f3(ci[0], True)}, {f3(ci[1], True)}]",
                      source_verdict(r, ctx.resolution), per_seed]
                     + [f"{f3(r['metrics_before'][k])} -> {f3((r['metrics_after'][k] or {}).get('mean'))}"
                        for k in ("AP50", "AP75", "APm", "APl")])
     return "\n".join([
         "## AP before / after", "",
-        markdown_table(["source", "AP before", "AP after", "delta AP", "verdict", "AP after per seed",
+        markdown_table(["source", "AP before", "AP after", "delta AP", "95% interval", "verdict", "AP after per seed",
                         "AP50", "AP75", "APm", "APl"], rows), "",
         "![AP before and after refinement](ap_before_after.png)",
     ])
