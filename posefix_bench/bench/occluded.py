@@ -32,4 +32,5 @@ def dedicated_occluded(run: Run, analysis: dict) -> None:
                         analysis=analysis["path"])
     if run.bootstrap and boot:
         run.bootstrap = dict(run.bootstrap, occluded=boot["occluded"], occluded_samples=analysis["bootstrap_samples"],
-                             occluded_per_confidence=boot["per_confidence"])
+                             occluded_per_confidence=boot["per_confidence"],
+                             seconds=(run.bootstrap.get("seconds") or 0.0) + (boot.get("seconds") or 0.0))

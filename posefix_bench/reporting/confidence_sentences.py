@@ -46,16 +46,14 @@ def low_confidence_sentence(label: str, where: str, per_conf: Mapping) -> str | 
                 f"{_count_ci(r['counts_ci95']['net'])})")
 
     lo, hi = _net_state(per_conf[low]["counts_ci95"]["net"]), _net_state(per_conf[high]["counts_ci95"]["net"])
+    verbs = {"fixed": "fixes", "unchanged": "neither fixes nor breaks (beyond what this validation set resolves)",
+             "broken": "breaks more than it fixes of"}
+    answer = f"it {verbs[lo]} the low-confidence keypoints and {verbs[hi]} the high-confidence ones"
     if hi == "fixed" and lo != "fixed":
-        answer = ("it fixes high-confidence keypoints but not low-confidence ones, as the PyTorch re-implementation "
-                  "of PoseFix observed")
-    elif hi == "fixed" and lo == "fixed":
-        answer = "it fixes low-confidence keypoints too: the re-implementation's observation does not hold here"
-    elif lo == "fixed":
-        answer = ("it fixes low-confidence keypoints but not high-confidence ones, the reverse of the "
-                  "re-implementation's observation")
+        answer += ", as the PyTorch re-implementation of PoseFix observed (high-confidence fixed, low-confidence not)"
     else:
-        answer = "it fixes neither beyond what this validation set resolves"
+        answer += ("; the PyTorch re-implementation's observation (high-confidence fixed, low-confidence not) does "
+                   "not hold here")
     return f"Does {label} fix low-confidence keypoints on {where}? {part(low)}; {part(high)}: {answer}."
 
 
