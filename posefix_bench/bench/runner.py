@@ -406,7 +406,8 @@ def gate_run_of(analysis: dict, effect: dict, gated: str, checkpoint: str) -> Ga
     return GateRun(ap_after=d["ap"], counts_after=d["counts"], accepted_share=effect["accepted_share"],
                    refinable=effect["refinable"], accepted=effect["accepted"], per_confidence=effect["per_confidence"],
                    per_keypoint=effect["per_keypoint"], outcomes=effect["matched"], gated=gated,
-                   analysis=analysis["path"], effect=effect["path"], checkpoint=checkpoint)
+                   analysis=analysis["path"], effect=effect["path"], checkpoint=checkpoint,
+                   bootstrap=analysis.get("bootstrap"))
 
 
 def gate_info(runs: list[Run], calibrations: dict[int, dict]) -> GateInfo:

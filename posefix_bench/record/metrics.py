@@ -154,6 +154,12 @@ def _share_stats(runs: Mapping[int, object], key: str) -> dict:
     return {b: seed_stat({s: getattr(r.gate, key)[b]["accepted_share"] for s, r in runs.items()}) for b in first}
 
 
+def _cis(boots: Mapping[int, dict | None]) -> dict | None:
+    """{seed: 95% interval of the AP delta} from each run's bootstrap record (None unless every run has one)."""
+    out = {str(s): (b or {}).get("all", {}).get("ci95") for s, b in boots.items()}
+    return out if out and all(v is not None for v in out.values()) else None
+
+
 def _gate_source(runs: Mapping[int, object]) -> dict:
     """One source's gate metrics over the seeds ({seed: Run with its gated reading})."""
     first = runs[min(runs)]
@@ -166,6 +172,8 @@ def _gate_source(runs: Mapping[int, object]) -> dict:
         "ap_after_gated": seed_stat({s: ap_value(r.gate.ap_after) for s, r in runs.items()}),
         "delta_ungated": ungated,
         "delta_gated": gated,
+        "ci95_ungated_per_seed": _cis({s: r.bootstrap for s, r in runs.items()}),
+        "ci95_gated_per_seed": _cis({s: r.gate.bootstrap for s, r in runs.items()}),
         "gain_kept": gain_kept(ungated, gated),
         "accepted_share": seed_stat({s: r.gate.accepted_share for s, r in runs.items()}),
         "per_confidence": _share_stats(runs, "per_confidence"),

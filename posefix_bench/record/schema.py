@@ -176,6 +176,7 @@ class GateRun:
     analysis: str  # the (input, gated) analysis file
     effect: str  # the gate-effect record file
     checkpoint: str  # the calibrated checkpoint
+    bootstrap: dict | None = None  # the (input, gated) pair's paired bootstrap (evaluation.pair.pair_bootstrap)
 
 
 @dataclass

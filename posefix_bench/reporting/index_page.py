@@ -210,7 +210,9 @@ def gate_lines(ctx: ReportContext) -> list[str]:
              gate_table(gate, ctx.sources, ctx.resolution), ""]
     rows = [(n, gate["sources"][n]["delta_ungated"], gate["sources"][n]["delta_gated"],
              gate["sources"][n]["accepted_share"]) for n in ctx.sources]
-    return lines + [f"- {t}" for t in gate_sentences(rows, ctx.resolution)]
+    cis = {n: (gate["sources"][n].get("ci95_ungated_per_seed"), gate["sources"][n].get("ci95_gated_per_seed"))
+           for n in ctx.sources}
+    return lines + [f"- {t}" for t in gate_sentences(rows, ctx.resolution, cis)]
 
 
 def _gate_section(ctx: ReportContext) -> str:

@@ -108,6 +108,7 @@ def test_bench_end_to_end_and_cache(tmp_path):
     assert math.isfinite(g["delta_ungated"]["mean"]) and math.isfinite(g["delta_gated"]["mean"])
     assert g["delta_ungated"]["mean"] == pytest.approx(run.ap_after["AP"] - run.ap_before["AP"])
     assert 0.0 <= g["accepted_share"]["mean"] <= 1.0
+    assert g["ci95_ungated_per_seed"]["0"] == run.bootstrap["all"]["ci95"] and len(g["ci95_gated_per_seed"]["0"]) == 2
     assert set(g["per_keypoint"]) and all(0.0 <= v["mean"] <= 1.0 for v in g["per_keypoint"].values() if v)
     done = {p: p.stat().st_mtime_ns for p in cache.glob("*/*/DONE")}
     assert any(p.parent.parent.name == "calibrate" for p in done) and any(p.parent.parent.name == "gate" for p in done)

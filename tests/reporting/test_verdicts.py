@@ -258,3 +258,14 @@ def test_a_free_baseline_against_the_refiner_by_interval():
     more = free_baseline_sentence("s", "dark", 0.01, "R", 0.03, 0.5, {"delta": -0.02, "ci95": [-0.03, -0.01]})
     assert more.endswith("the refiner R does more, by 0.020 AP (95% interval [-0.030, -0.010] of the difference, "
                          "same draws).")
+
+
+def test_gate_readings_judged_by_their_intervals():
+    ungated, gated = seed_stat({0: -0.004}), seed_stat({0: 0.001})
+    rows = [("s", ungated, gated, seed_stat({0: 0.5}))]
+    # below the resolution 0.01 either way, but the ungated interval lies below 0: harm, which the gate removes
+    text = gate_sentences(rows, 0.01, {"s": ({"0": [-0.008, -0.001]}, {"0": [-0.002, 0.004]})})
+    assert text[0] == ("On s gating removes the harm of refinement: ungated -0.004 (95% interval [-0.008, -0.001]), "
+                       "gated +0.001 (95% interval [-0.002, +0.004]) AP, no change the validation set resolves; the "
+                       "gate took 50% of the refinable keypoints.")
+    assert "changes AP by less than the resolution 0.010" in gate_sentences(rows, 0.01)[0]  # no intervals
