@@ -185,7 +185,7 @@ class BenchRunner:
             samples[a.name] = run_samples(runs)
             ablations.append(self._ablation_result(a, runs, names, fps_by_model[key], curve, gate, samples[a.name]))
         t_paired = time.perf_counter()
-        paired_comparisons(ablations, profile.comparisons, samples)
+        paired_comparisons(ablations, profile.comparisons, samples, self._occluded_sources())
         boot_seconds = time.perf_counter() - t_paired
         throughput = self._post_fps(free_methods)
         baselines = []
@@ -242,9 +242,15 @@ class BenchRunner:
         metrics = ablation_metrics(profile=self.profile.name, name=a.name, config=config, seeds=a.seeds,
                                    tags=a.tags, default=a.name == self.profile.default_ablation, factors=factors,
                                    model=a.config["model"], mix=mix.label, runs=runs, sources=sources, fps=fps,
-                                   learning_curve=curve, gate=gate, samples=samples)
+                                   learning_curve=curve, gate=gate, samples=samples,
+                                   occluded_sources=self._occluded_sources())
         return AblationResult(name=a.name, config=config, seeds=list(a.seeds), tags=list(a.tags), factors=factors,
                               model=dict(a.config["model"]), mix=mix, runs=runs, metrics=metrics, fps=fps, gate=gate)
+
+    def _occluded_sources(self) -> list | None:
+        """The sources of the dedicated occluded split (None without one): the occluded means are over them."""
+        info = getattr(self.steps, "occluded_split_info", None)
+        return list(info["sources"]) if info else None
 
     def _train_job(self, a: Ablation, seed: int) -> Job:
         """A training job, marked cached when its step is done (a resumed cluster run does not queue it)."""

@@ -169,11 +169,13 @@ def confidence_comparison(a: Mapping[str, Mapping[int, Samples | None]], b: Mapp
     return out or None
 
 
-def paired_comparisons(ablations: Sequence, comparisons, samples: dict) -> None:
+def paired_comparisons(ablations: Sequence, comparisons, samples: dict, occluded_sources: Sequence | None = None
+                       ) -> None:
     """Fill each ablation's ``metrics["paired"]``: for every other ablation that shares a comparison's tag with it,
     the refined AP difference per source and over the sources with its interval on shared draws
     (:func:`posefix_bench.record.intervals.comparison`; ``all`` persons, and ``occluded`` where the comparison is
-    on that subset)."""
+    on that subset; ``occluded_sources``: the sources of a dedicated occluded split, the only ones its occluded
+    comparison is over)."""
     for c in comparisons:
         members = [a for a in ablations if c.get("tag") in a.tags]
         parts = ["all"] + (["occluded"] if c.get("subset") == "occluded" else [])
@@ -183,7 +185,9 @@ def paired_comparisons(ablations: Sequence, comparisons, samples: dict) -> None:
                     continue
                 sa, sb = samples.get(a.name) or {}, samples.get(b.name) or {}
                 entry = a.metrics["paired"].setdefault(b.name, {})
-                entry.update({part: comparison(sa, sb, part) for part in parts if part not in entry})
+                keep = (lambda s: {n: v for n, v in s.items() if n in occluded_sources}) if occluded_sources else dict
+                entry.update({part: comparison(*((sa, sb) if part == "all" else (keep(sa), keep(sb))), part)
+                              for part in parts if part not in entry})
                 labels = _bin_labels(a)
                 if c.get("subset") == "occluded" and labels and "per_confidence" not in entry:  # the lower-body
                     entry["per_confidence"] = confidence_comparison(sa, sb, labels)  # question: confidence bins

@@ -213,7 +213,8 @@ def bootstrap_cost(runs: Sequence) -> dict | None:
 def ablation_metrics(*, profile: str, name: str, config: str, seeds: Sequence[int], tags: Sequence[str],
                      default: bool, factors: Mapping, model: Mapping, mix: str, runs: Sequence, sources: Sequence[str],
                      fps: Mapping | None, learning_curve: list | None = None, gate=None,
-                     samples: Mapping[str, Mapping[int, object]] | None = None) -> dict:
+                     samples: Mapping[str, Mapping[int, object]] | None = None,
+                     occluded_sources: Sequence[str] | None = None) -> dict:
     """The per-ablation record (``metrics.json``): factors, training, per source the AP before/after and delta,
     fixed/broken per error type, confidence bins, body-part groups and occluded subset, each as seed stats, and
     the FPS record. ``runs`` are the ablation's :class:`~posefix_bench.record.schema.Run` records;
@@ -222,7 +223,8 @@ def ablation_metrics(*, profile: str, name: str, config: str, seeds: Sequence[in
     (:func:`gate_metrics`; None for the ungated ablations). ``samples`` ({source: {seed: bootstrap samples}}, the
     runner's) give each delta its ``ci95`` (seed mean) beside ``ci95_per_seed`` (each run's own), and
     ``overall_ci95`` (the delta averaged over the sources, as :func:`overall_delta`); ``paired`` (comparisons with
-    other ablations on the same draws) is the runner's to fill, ``bootstrap`` the bootstrap's settings and cost."""
+    other ablations on the same draws) is the runner's to fill, ``bootstrap`` the bootstrap's settings and cost;
+    ``occluded_sources``: the sources of a dedicated occluded split, which the occluded mean is over."""
     by_source: dict[str, dict[int, object]] = {}
     for r in runs:
         by_source.setdefault(r.source, {})[int(r.seed)] = r
@@ -247,8 +249,9 @@ def ablation_metrics(*, profile: str, name: str, config: str, seeds: Sequence[in
         "fps_best": best_fps(fps),
         "learning_curve": learning_curve,
         "gate": None if gate is None else gate_metrics(gate, runs, sources),
-        "overall_ci95": {part: overall_interval(have, part) if len(have) == len(sources) else None
-                         for part in PARTS},
+        "overall_ci95": {"all": overall_interval(have) if len(have) == len(sources) else None,
+                         "occluded": overall_interval({n: have[n] for n in (occluded_sources or sources) if n in have},
+                                                      "occluded")},
         "paired": {},
         "bootstrap": bootstrap_cost(runs),
     }

@@ -222,8 +222,9 @@ def _gate_section(ctx: ReportContext) -> str:
 
 def _default_choice(ctx: ReportContext, names: Sequence[str], subset: str | None = None) -> list[str]:
     res = ctx.occluded_resolution if subset == "occluded" else ctx.resolution
-    sums = ctx.summaries_of(names)
-    return default_sentences(sums, ctx.labels(), ctx.default, ctx.sources, res, subset,
+    sums, split = ctx.summaries_of(names), ctx.record.data.occluded_split
+    sources = split["sources"] if subset == "occluded" and split else ctx.sources  # the dedicated split's
+    return default_sentences(sums, ctx.labels(), ctx.default, sources, res, subset,
                              lambda a, b: paired_record(sums, a, b, subset or "all"))
 
 

@@ -108,3 +108,23 @@ def test_confidence_bins_compared_on_shared_draws(pairs):
         assert rec[lab]["fixed"]["delta"] == pytest.approx(float(a0["fixed_identity"][i] - b0["fixed_identity"][i]))
         assert rec[lab]["fixed"]["delta"] == (pairs["a0"][0].bootstrap["per_confidence"][lab]["fixed"]
                                               - pairs["b0"][0].bootstrap["per_confidence"][lab]["fixed"])
+
+
+def test_the_occluded_comparison_is_over_the_dedicated_splits_sources(pairs):
+    from posefix_bench.record.intervals import paired_comparisons
+
+    (ra, a0), (_, a1), (_, b0) = pairs["a0"], pairs["a1"], pairs["b0"]
+    other = dict(a1, occluded_image_ids=a1["occluded_image_ids"][:-1])  # source t: its occluded subset elsewhere
+    other_b = dict(b0, occluded_image_ids=other["occluded_image_ids"])
+    samples = {"A": {"s": {0: a0}, "t": {0: other}}, "B": {"s": {0: b0}, "t": {0: other_b}}}
+    abl = [SimpleNamespace(name=n, tags=["lb"], metrics={"paired": {}}, runs=[ra]) for n in ("A", "B")]
+    comp = [dict(tag="lb", subset="occluded")]
+    paired_comparisons(abl, comp, samples)
+    assert abl[0].metrics["paired"]["B"]["occluded"]["overall"] is None  # the sources' draws differ: no mean
+    assert set(abl[0].metrics["paired"]["B"]["occluded"]["sources"]) == {"s", "t"}
+    for a in abl:
+        a.metrics["paired"] = {}
+    paired_comparisons(abl, comp, samples, occluded_sources=["s"])
+    rec = abl[0].metrics["paired"]["B"]
+    assert rec["occluded"]["overall"]["ci95"] == interval(a0["occluded_after"] - b0["occluded_after"])
+    assert rec["all"]["overall"]["ci95"] is not None and rec["per_confidence"]["s"]
