@@ -22,9 +22,10 @@ from posefix_bench.reporting.context import SMALL_DATA_PERSONS, ReportContext, l
 from posefix_bench.reporting.inputs_section import free_baselines_section, input_strength_section
 from posefix_bench.reporting.tables import markdown_table
 from posefix_bench.reporting.confidence_sentences import confidence_lines
+from posefix_bench.reporting.gate_verdicts import gate_sentences
 from posefix_bench.reporting.verdicts import (
     component_sentences, curve_means, curve_sources, default_sentences, deficit_sentence, f3, fmt_stat,
-    gate_sentences, num, paired_record, pct, ranking_sentences, relation_sentence, verdict_sentence,
+    num, paired_record, pct, ranking_sentences, relation_sentence, verdict_sentence,
 )
 
 __all__ = ["HOW_TO_READ", "index_markdown", "setup_lines", "gate_table", "gate_lines", "link", "profile_text"]
@@ -181,7 +182,7 @@ def _threshold(t) -> str:
 
 def gate_lines(ctx: ReportContext) -> list[str]:
     """The default refiner gated beside ungated (issue 17): how the gate was calibrated, :func:`gate_table` and the
-    sentences of :func:`~posefix_bench.reporting.verdicts.gate_sentences`; empty without a gate record."""
+    sentences of :func:`~posefix_bench.reporting.gate_verdicts.gate_sentences`; empty without a gate record."""
     if ctx.default is None or not ctx.summary(ctx.default).get("gate"):
         return []
     s = ctx.summary(ctx.default)

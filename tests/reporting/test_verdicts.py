@@ -1,9 +1,10 @@
 """The sentences that judge results: their rules on hand-made seed stats."""
 
 from posefix_bench.record.stats import compare, judge, resolution, seed_stat
+from posefix_bench.reporting.gate_verdicts import gate_sentences
 from posefix_bench.reporting.verdicts import (
     component_sentences, curve_means, curve_sources, default_sentences, deficit_sentence, family_trend_sentences, fmt_stat,
-    free_baseline_sentence, gain_trend_sentence, gate_sentences, ranking_sentences, relation_sentence, verdict_sentence,
+    free_baseline_sentence, gain_trend_sentence, ranking_sentences, relation_sentence, verdict_sentence,
 )
 
 
