@@ -31,6 +31,7 @@ from typing import Any
 from posefix_bench.bench.data_spec import check_data_spec
 from posefix_bench.bench.profile_schema import SECTIONS, check_sections, unknown_key_error
 from posefix_bench.errors import PosefixError, file_error
+from posefix_bench.evaluation.bootstrap import check_bootstrap
 
 __all__ = ["Ablation", "Profile", "ABLATIONS_DIR", "load_profile", "check_profile", "train_split_problem",
            "import_custom_modules", "custom_code_hash", "list_profiles", "ablation_factors",
@@ -165,8 +166,9 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
 
 def check_profile(profile: Profile, spec_file: Path) -> None:
     """The checks across sections, before any work: the data section's form; source names unique; the sources
-    ``learning_curve`` and ``gate`` name exist; the sources that must predict on the training split (``gate.sources``, ``measured:``
-    mixes) can; every ablation trains on the profile's data or says where else (``bench.trains_on``)."""
+    ``learning_curve``, ``gate`` and ``occluded_split`` name exist; the bootstrap settings; the sources that must
+    predict on the training split (``gate.sources``, ``measured:`` mixes) can; every ablation trains on the profile's
+    data or says where else (``bench.trains_on``)."""
     check_data_spec(profile.data, spec_file)
     names = [s["name"] for s in profile.sources]
     if len(set(names)) != len(names):
@@ -176,6 +178,14 @@ def check_profile(profile: Profile, spec_file: Path) -> None:
         if named is not None and (not named or any(n not in names for n in named)):
             raise file_error(spec_file, f"{section}.sources {list(named)} must name sources of the profile "
                                         f"({', '.join(names)})")
+    try:  # the paired bootstrap's settings (evaluation.bootstrap): checked before any work
+        check_bootstrap(profile.section("bootstrap"))
+    except PosefixError as e:
+        raise file_error(spec_file, str(e)) from None
+    split = profile.section("occluded_split")
+    if split and any(n not in names for n in split.get("sources") or ()):
+        raise file_error(spec_file, f"occluded_split.sources {list(split['sources'])} must name sources of the "
+                                    f"profile ({', '.join(names)})")
     need_train = {n: "gate.sources" for n in profile.section("gate").get("sources") or ()}
     for a in profile.ablations:
         if a.measured_source is not None:

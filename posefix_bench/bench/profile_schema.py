@@ -66,7 +66,8 @@ SECTIONS: dict[str, Section] = {
     "slurm": Section(dict, {}),
     "custom_imports": Section(dict, {}, keys=("imports", "allow_failed_imports")),
     "methods": Section(list, [], item_required=("name", "type")),  # issue 26: refinement methods
-    "bootstrap": Section(dict, {}),  # issue 27: bootstrap settings (resamples, seed, ...)
+    "bootstrap": Section(dict, {}, keys=("resamples", "seed")),  # the paired bootstrap (evaluation.bootstrap)
+    "occluded_split": Section(dict, keys=("images", "seed", "sources")),  # bench.occluded: lower-body-occluded val
 }
 
 

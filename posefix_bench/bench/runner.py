@@ -7,7 +7,8 @@ For a profile (:mod:`posefix_bench.bench.profile`) it
    profile asks for them) and analyses each source on its own, with the AP impact of each error type;
 3. measures error profiles of estimators on the *training* split where an ablation trains on a measured mix;
 4. trains every ablation for each of its seeds (or reuses a finished run), refines every source's results with it,
-   and analyses input vs refined in one pass (AP, diagnosis, the lower-body-occluded subset, the crop panel); for
+   and analyses input vs refined in one pass (AP, diagnosis, the lower-body-occluded subset, the crop panel, the
+   paired bootstrap's intervals; the lower-body comparison's ablations also on the dedicated occluded split); for
    the ablations the profile's ``learning_curve`` names (by tag), the AP of every source refined by the training's
    intermediate checkpoints too (the same run, no extra training); the default ablation's refiners get their
    refinement gate calibrated first (issue 17), and their one refinement pass per source gives the ungated and the
@@ -39,9 +40,11 @@ import numpy as np
 
 from posefix_bench.bench.executors import Executor, Job, LocalExecutor
 from posefix_bench.bench.profile import Ablation, Profile, ablation_factors, load_profile
-from posefix_bench.bench.steps import BenchSteps
+from posefix_bench.bench.occluded import dedicated_occluded, occluded_question
+from posefix_bench.bench.steps import BenchSteps, run_samples
 from posefix_bench.hashing import canonical_hash
 from posefix_bench.progress import Progress, no_progress
+from posefix_bench.record.intervals import baseline_comparisons, paired_comparisons
 from posefix_bench.record.metrics import ablation_metrics, baseline_metrics
 from posefix_bench.record.schema import (
     AblationResult, BenchRecord, DataInfo, FreeBaseline, GateInfo, GateRun, MixInfo, Run, SourceRun, shown_path,
@@ -100,6 +103,10 @@ class BenchRunner:
         self.log(self.environment["peaks"].get("sentence", ""))
         data = steps.data()
         self.log(f"data: {data.description}")
+        if steps.occluded_split() is not None:  # generated here once, before workers look for it
+            info = steps.occluded_split_info
+            self.log(f"dedicated occluded split: {info['images']} images, {info['occluded_persons']} occluded persons "
+                     f"({info['seconds']:.0f} s)")
         lap("data")
         needs_training = [s for s in profile.sources if s.get("type") == "mmpose-trained"]
         simple = [s for s in profile.sources if s not in needs_training]
@@ -164,7 +171,7 @@ class BenchRunner:
         k = data.val.schema.num_keypoints
         fps_by_model = self._fps({canonical_hash(a.config["model"]): dict(a.config["model"]) for a in profile.ablations},
                                  k)
-        ablations = []
+        ablations, samples = [], {}
         for a in profile.ablations:
             key = canonical_hash(a.config["model"])
             runs = [r for seed in a.seeds for r in runs_by[(a.name, seed)]]
@@ -175,7 +182,11 @@ class BenchRunner:
                 gate = gate_info(runs, {seed: cal_by[(a.name, seed)] for seed in a.seeds})
                 for line in ([f"gate of {a.name}: off ({gate.reason})"] if gate.state == "off" else []):
                     self.log(line)
-            ablations.append(self._ablation_result(a, runs, names, fps_by_model[key], curve, gate))
+            samples[a.name] = run_samples(runs)
+            ablations.append(self._ablation_result(a, runs, names, fps_by_model[key], curve, gate, samples[a.name]))
+        t_paired = time.perf_counter()
+        paired_comparisons(ablations, profile.comparisons, samples, self._occluded_sources())
+        boot_seconds = time.perf_counter() - t_paired
         throughput = self._post_fps(free_methods)
         baselines = []
         for (src, method), run in zip(free, free_runs):
@@ -183,14 +194,25 @@ class BenchRunner:
             baselines.append(FreeBaseline(
                 name=run.ablation, source=src["name"], method=method, card=card, run=run, throughput=speed,
                 metrics=baseline_metrics(profile=profile.name, name=run.ablation, source=src["name"], method=method,
-                                         card=card, run=run, throughput=speed)))
+                                         card=card, run=run, throughput=speed,
+                                         samples=run_samples([run]).get(src["name"], {}).get(int(run.seed)))))
+        t_paired = time.perf_counter()
+        own = {b.name: run_samples([b.run]) for b in baselines}
+        baseline_comparisons(baselines, profile.default_ablation, samples, own)
+        boot_seconds += time.perf_counter() - t_paired
         lap("fps")
+        # the paired bootstrap's cost: worker time inside the analyses (beside the other work of that phase) and
+        # the comparisons between ablations here
+        boot_seconds += sum((r.bootstrap or {}).get("seconds") or 0.0 for a in ablations for r in a.runs)
+        boot_seconds += sum((b.run.bootstrap or {}).get("seconds") or 0.0 for b in baselines)
+        timings["bootstrap"] = boot_seconds
         return BenchRecord(
             profile=profile.name, description=profile.description,
             data=DataInfo(kind=data.kind, description=data.description, fingerprint=data.fingerprint,
                           root=str(data.root), train_split=data.train_split, val_split=data.val_split,
                           val_images=len(data.val), val_persons=sum(1 for _ in data.val.persons()),
-                          val_occluded_persons=len(data.occluded_ids), schema=data.val.schema.name),
+                          val_occluded_persons=len(data.occluded_ids), schema=data.val.schema.name,
+                          occluded_split=getattr(steps, "occluded_split_info", None)),
             sources=source_runs, ablations=ablations, comparisons=[dict(c) for c in profile.comparisons],
             default_ablation=profile.default_ablation, baselines=baselines, environment=self.environment,
             timings=dict(timings, total=time.perf_counter() - t_start), cache_root=str(self.steps.cache_root),
@@ -208,7 +230,8 @@ class BenchRunner:
         return dict(zip(methods, self.executor.run(jobs, "estimator FPS with post-processing")))
 
     def _ablation_result(self, a: Ablation, runs: list[Run], sources: list[str], fps: dict,
-                         curve: list | None, gate: GateInfo | None = None) -> AblationResult:
+                         curve: list | None, gate: GateInfo | None = None, samples: dict | None = None
+                         ) -> AblationResult:
         factors = ablation_factors(a.config)
         mix = MixInfo(label=factors["mix"], spec=None if a.measured_source else a.config["data"].get("mix", "paper"))
         if a.measured_source:
@@ -219,9 +242,15 @@ class BenchRunner:
         metrics = ablation_metrics(profile=self.profile.name, name=a.name, config=config, seeds=a.seeds,
                                    tags=a.tags, default=a.name == self.profile.default_ablation, factors=factors,
                                    model=a.config["model"], mix=mix.label, runs=runs, sources=sources, fps=fps,
-                                   learning_curve=curve, gate=gate)
+                                   learning_curve=curve, gate=gate, samples=samples,
+                                   occluded_sources=self._occluded_sources())
         return AblationResult(name=a.name, config=config, seeds=list(a.seeds), tags=list(a.tags), factors=factors,
                               model=dict(a.config["model"]), mix=mix, runs=runs, metrics=metrics, fps=fps, gate=gate)
+
+    def _occluded_sources(self) -> list | None:
+        """The sources of the dedicated occluded split (None without one): the occluded means are over them."""
+        info = getattr(self.steps, "occluded_split_info", None)
+        return list(info["sources"]) if info else None
 
     def _train_job(self, a: Ablation, seed: int) -> Job:
         """A training job, marked cached when its step is done (a resumed cluster run does not queue it)."""
@@ -302,6 +331,11 @@ def _job_evaluate(spec: RunSpec, ablation: str, seed: int, sources: list[dict], 
         analysis = s.analyse(src["results"], refined, ap_impact=False)
         run = run_of(ablation, seed, src["name"], trained, str(refined), analysis)
         run.refine_precision = precision
+        view = s.occluded_split() if occluded_question(s.profile, ablation) else None
+        if view is not None and src["name"] in s.occluded_split_info["sources"]:
+            o_src = view.predict(view.source_spec(src["name"]))
+            o_an = view.analyse(o_src["results"], view.refine(trained, o_src), ap_impact=False)
+            dedicated_occluded(run, o_an)
         found = [analysis]
         if gated_path is not None:
             ga = s.analyse(src["results"], gated_path, ap_impact=False)
@@ -366,7 +400,9 @@ def run_of(ablation: str, seed: int, source: str, trained: dict, refined: str, a
         per_confidence_before=d["per_confidence"], per_confidence_after=d["refined"]["per_confidence"],
         occluded=analysis["occluded"], train=trained["summary"], refined=refined, checkpoint=trained["checkpoint"],
         analysis=analysis["path"], untrained=bool(d.get("untrained") or d["refined"].get("untrained")),
-        crops=analysis.get("crops") or [])
+        crops=analysis.get("crops") or [],
+        bootstrap=(dict(analysis["bootstrap"], samples=analysis.get("bootstrap_samples"))
+                   if analysis.get("bootstrap") else None))
 
 
 def gate_run_of(analysis: dict, effect: dict, gated: str, checkpoint: str) -> GateRun:
@@ -376,7 +412,8 @@ def gate_run_of(analysis: dict, effect: dict, gated: str, checkpoint: str) -> Ga
     return GateRun(ap_after=d["ap"], counts_after=d["counts"], accepted_share=effect["accepted_share"],
                    refinable=effect["refinable"], accepted=effect["accepted"], per_confidence=effect["per_confidence"],
                    per_keypoint=effect["per_keypoint"], outcomes=effect["matched"], gated=gated,
-                   analysis=analysis["path"], effect=effect["path"], checkpoint=checkpoint)
+                   analysis=analysis["path"], effect=effect["path"], checkpoint=checkpoint,
+                   bootstrap=analysis.get("bootstrap"))
 
 
 def gate_info(runs: list[Run], calibrations: dict[int, dict]) -> GateInfo:

@@ -142,8 +142,9 @@ class SourceSteps:
         data = self.data()
         src, meta = self.build_source(spec, split)
         split_name = data.val_split if split == "val" else data.train_split
-        payload = {"source": {k: v for k, v in spec.items() if k != "name"}, "meta": meta, "data": data.fingerprint,
-                   "split": split_name, "limit": limit, "code": self.code(SOURCE_CODE)}
+        payload = {"source": {k: v for k, v in spec.items() if k != "name"}, "meta": meta,
+                   "data": data.val_key if split == "val" else data.fingerprint, "split": split_name, "limit": limit,
+                   "code": self.code(SOURCE_CODE)}
         # the files it reads by content (a results file overwritten in place reruns the step); a results-file source
         # reads one of its two files per split
         other = ("train_path" if split == "val" else "path") if spec.get("type") == "results-file" else None

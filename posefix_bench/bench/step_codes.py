@@ -18,7 +18,7 @@ CALIBRATE_CODE = ("models", "engine/calibrate.py", "engine/gate.py", "engine/ref
                   "engine/train.py", "synthesis", "evaluation", "codecs", "structures")
 CHECKS_CODE = ("structures",)
 FPS_CODE = ("models", "registry", "engine/throughput.py", "engine/fps.py", "engine/precision.py", "codecs")
-ANALYSIS_VERSION = 2  # 2: the analysis also picks the crop panel's persons
+ANALYSIS_VERSION = 3  # 2: the analysis also picks the crop panel's persons; 3: the paired bootstrap
 # ``--smoke``: every step of a profile at the smallest size that still runs its real code (issue 20): a few
 # validation images, two training iterations on 8 persons through torchrun's two CPU (gloo) processes, fp32
 # (no precision probe), batch-1 FPS

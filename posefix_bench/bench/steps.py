@@ -41,7 +41,7 @@ from posefix_bench.progress import Progress, no_progress
 from posefix_bench.structures.coco import CocoDataset, coco_split_paths, default_coco_mini_root
 from posefix_bench.structures.io import atomic_write_json, read_json
 
-__all__ = ["BenchData", "BenchSteps"]
+__all__ = ["BenchData", "BenchSteps", "run_samples"]
 
 @dataclass
 class BenchData:
@@ -55,6 +55,13 @@ class BenchData:
     description: str
     val: CocoDataset = field(repr=False)
     occluded_ids: list = field(default_factory=list)  # annotation ids tagged lower-body occluded (sandbox only)
+    # what the validation split's steps (predictions, analyses) are keyed by when it is not the profile's own
+    # (the dedicated occluded split): None, the fingerprint
+    val_fingerprint: str | None = None
+
+    @property
+    def val_key(self) -> str:
+        return self.val_fingerprint or self.fingerprint
 
 
 class BenchSteps(SourceSteps, GateSteps):
@@ -137,6 +144,43 @@ class BenchSteps(SourceSteps, GateSteps):
         self._data = BenchData(Path(root), train_split, val_split, fingerprint, kind, desc, val,
                                occluded_person_ids(val))
         return self._data
+
+    def occluded_split(self) -> "BenchSteps | None":
+        """These steps over the profile's dedicated validation split of lower-body-occluded people (issue 27), or
+        None where the profile has none: ``occluded_split=dict(images=N, seed=S, sources=[...])`` generates sandbox
+        scenes like the profile's (its ``data.params``) with every person's occluder probability 1 and no training
+        images; predictions, refinements and analyses on it are keyed by its own fingerprint, estimators and
+        refiners are the profile's. :attr:`occluded_split_info` says what it holds and what generating it cost."""
+        spec = self.profile.section("occluded_split")
+        if not spec:
+            return None
+        if getattr(self, "_occluded_view", None) is not None:
+            return self._occluded_view
+        import copy
+
+        from posefix_bench.engine.sandbox import SandboxParams, ensure_sandbox, occluded_person_ids, read_manifest
+
+        data = self.data()
+        if data.kind != "sandbox":
+            raise PosefixError(f"profile {self.profile.name}: occluded_split needs sandbox data, not {data.kind}")
+        images = SMOKE["val_images"] if self.smoke else int(spec["images"])
+        params = SandboxParams(**dict(self.profile.data.get("params", {}), seed=int(spec.get("seed", 1)), train=0,
+                                      val=images, occluder_p=1.0))
+        root = ensure_sandbox(self.cache_root / "sandbox", params, progress=self.progress)
+        seconds = read_manifest(root).get("seconds")  # the generation's own time, also when reused from the cache
+        val = CocoDataset(coco_split_paths(root, "val")[0])
+        view = copy.copy(self)
+        view._data = BenchData(data.root, data.train_split, data.val_split, data.fingerprint, data.kind,
+                               f"dedicated lower-body-occluded split ({root.name})", val, occluded_person_ids(val),
+                               val_fingerprint=canonical_hash([data.fingerprint, "occluded-split", root.name]))
+        view._occluded_view = None
+        self.occluded_split_info = {
+            "images": len(val), "persons": sum(1 for _ in val.persons()),
+            "occluded_persons": len(view._data.occluded_ids), "seed": params.seed, "root": str(root),
+            "sources": list(spec.get("sources") or [s["name"] for s in self.profile.sources]),
+            "seconds": seconds}
+        self._occluded_view = view
+        return view
 
     # -- refiners ------------------------------------------------------------------------------------------------
     def train_config(self, ablation: Ablation, seed: int) -> dict:
@@ -256,26 +300,43 @@ class BenchSteps(SourceSteps, GateSteps):
         return out
 
     # -- analysis ------------------------------------------------------------------------------------------------
+    @property
+    def bootstrap(self) -> dict:
+        """The profile's paired-bootstrap settings (``bootstrap=dict(resamples=N, seed=S)``; default 1000, 0)."""
+        from posefix_bench.evaluation.bootstrap import check_bootstrap
+
+        return check_bootstrap(self.profile.section("bootstrap"))
+
     def analyse(self, results_path: str | Path, refined_path: str | Path | None, ap_impact: bool) -> dict:
         """One pass over results (and their refinement) on the validation split: diagnosis, lower-body-occluded
-        subset, crop-panel persons (:func:`posefix_bench.evaluation.pair.analyse_pair`)."""
+        subset, crop-panel persons and, for a refinement, the paired bootstrap
+        (:func:`posefix_bench.evaluation.pair.analyse_pair`); the bootstrap's draws go to ``bootstrap.npz`` beside
+        ``analysis.json`` (the returned record's ``bootstrap_samples``: its path, None without one)."""
+        import numpy as np
+
         from posefix_bench.evaluation.pair import CROP_COUNT, analyse_pair
+        from posefix_bench.structures.io import atomic_write_with
         from posefix_bench.structures.results import load_results
 
         data = self.data()
+        boot = self.bootstrap if refined_path else None
         step = self.cache.step("analyse", {
             "results": file_hash(results_path), "refined": file_hash(refined_path) if refined_path else None,
-            "gt": data.fingerprint, "ap_impact": ap_impact, "crops": CROP_COUNT, "version": ANALYSIS_VERSION,
-            "code": self.code(EVAL_CODE)})
-        out = step.path / "analysis.json"
+            "gt": data.val_key, "ap_impact": ap_impact, "crops": CROP_COUNT, "version": ANALYSIS_VERSION,
+            "bootstrap": boot, "code": self.code(EVAL_CODE)})
+        out, npz = step.path / "analysis.json", step.path / "bootstrap.npz"
         with step.lock():
             if not step.done:
                 res = load_results(results_path, data.val)
                 ref = load_results(refined_path, data.val) if refined_path else None
-                atomic_write_json(out, analyse_pair(data.val, res, ref, ap_impact=ap_impact,
-                                                    subset_ids=data.occluded_ids))
+                rec = analyse_pair(data.val, res, ref, ap_impact=ap_impact, subset_ids=data.occluded_ids,
+                                   bootstrap=boot)
+                samples = rec.pop("bootstrap_samples")
+                if samples is not None:
+                    atomic_write_with(npz, lambda tmp: np.savez(tmp, **samples))
+                atomic_write_json(out, rec)
                 step.mark_done({})
-        return dict(read_json(out, "analysis"), path=str(out))
+        return dict(read_json(out, "analysis"), path=str(out), bootstrap_samples=str(npz) if npz.is_file() else None)
 
     def evaluate(self, refined_path: str | Path) -> dict:
         """COCO keypoint AP of results on the validation split (cached; the learning curve's points)."""
@@ -307,6 +368,27 @@ class BenchSteps(SourceSteps, GateSteps):
                 atomic_write_json(out, refiner_fps(model_cfg, num_keypoints, self.device, **opts))
                 step.mark_done({})
         return read_json(out, "fps record")
+
+
+def run_samples(runs: list) -> dict:
+    """{source: {seed: the run's bootstrap samples (arrays)}} of the runs that have them (``bootstrap.npz``)."""
+    import numpy as np
+
+    out: dict = {}
+    for r in runs:
+        path = (r.bootstrap or {}).get("samples")
+        if path:
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+            occluded = (r.bootstrap or {}).get("occluded_samples")  # the dedicated occluded split's draws
+            if occluded:
+                with np.load(occluded) as z:
+                    arrays = {k: v for k, v in arrays.items() if not k.startswith("occluded_")}
+                    arrays.update({k: z[k] for k in z.files if k.startswith("occluded_")})
+                    arrays.update({f"occluded_{k}": z[k] for k in ("fixed", "broken", "fixed_identity",
+                                                                   "broken_identity") if k in z.files})
+            out.setdefault(r.source, {})[int(r.seed)] = arrays
+    return out
 
 
 def _data_fingerprint(root: Path, split: str) -> str:

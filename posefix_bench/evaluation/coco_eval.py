@@ -30,7 +30,7 @@ from posefix_bench.structures.results import DEFAULT_ABSENT_POLICY, absent_mask
 from posefix_bench.structures.transforms import keypoints_to_box
 
 __all__ = ["METRIC_KEYS", "EVALUATORS", "DEFAULT_EVALUATOR", "check_evaluator", "evaluate",
-           "evaluate_stats"]
+           "evaluate_stats", "per_image_evaluation"]
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 PYCOCOTOOLS = "pycocotools"
@@ -56,8 +56,9 @@ def _detections(gt: CocoDataset, results: Sequence[dict], absent_policy: str):
     return kps, absent, box[:, 2] * box[:, 3]
 
 
-def _pycocotools_stats(gt: CocoDataset, results, absent, areas, image_ids, person_ids) -> np.ndarray:
-    """Stock ``COCOeval`` unless the absent policy or a person subset needs one of two overrides."""
+def _pycocotools_eval(gt: CocoDataset, results, absent, areas, image_ids, person_ids, area_all_only: bool = False):
+    """A stock ``COCOeval`` (unless the absent policy or a person subset needs one of two overrides) after
+    ``evaluate()``; ``area_all_only``: only the area range "all" (what AP and the bootstrap read)."""
     from pycocotools.cocoeval import COCOeval
 
     k = gt.schema.num_keypoints
@@ -106,10 +107,40 @@ def _pycocotools_stats(gt: CocoDataset, results, absent, areas, image_ids, perso
         ev.params.kpt_oks_sigmas = gt.schema.sigma_array
         ev.params.imgIds = list(image_ids)
         ev.params.catIds = [gt.category_id]
+        if area_all_only:
+            ev.params.areaRng, ev.params.areaRngLbl = ev.params.areaRng[:1], ev.params.areaRngLbl[:1]
         ev.evaluate()
+    return ev
+
+
+def _pycocotools_stats(gt: CocoDataset, results, absent, areas, image_ids, person_ids) -> np.ndarray:
+    ev = _pycocotools_eval(gt, results, absent, areas, image_ids, person_ids)
+    with contextlib.redirect_stdout(io.StringIO()):
         ev.accumulate()
         ev.summarize()
     return np.asarray(ev.stats, dtype=np.float64)
+
+
+def per_image_evaluation(
+    gt: CocoDataset,
+    results: Sequence[dict],
+    absent_policy: str = DEFAULT_ABSENT_POLICY,
+    image_ids: Iterable[int] | None = None,
+    person_ids: Iterable[int] | None = None,
+) -> tuple[list[int], list, np.ndarray]:
+    """pycocotools' per-image matching of validated, non-empty results, under the rules of :func:`evaluate`:
+    (the evaluated image ids, sorted; ``COCOeval.evaluateImg``'s record of each (area range "all", top 20
+    detections; None for an image with neither ground truth nor detections); the (T,) OKS thresholds).
+    ``image_ids`` defaults as in :func:`evaluate`. What :mod:`posefix_bench.evaluation.bootstrap` resamples."""
+    if not results:
+        raise PosefixError("results: empty results list (no per-image matches to evaluate)")
+    subset = None if person_ids is None else frozenset(int(i) for i in person_ids)
+    if image_ids is None:
+        image_ids = gt.image_ids if subset is None else {gt.coco.anns[i]["image_id"] for i in subset}
+    ids = sorted(set(int(i) for i in image_ids))
+    _, absent, areas = _detections(gt, results, absent_policy)
+    ev = _pycocotools_eval(gt, results, absent, areas, ids, subset, area_all_only=True)
+    return ids, list(ev.evalImgs[:len(ids)]), np.asarray(ev.params.iouThrs, dtype=np.float64)
 
 
 def _stats(gt, results, absent_policy, image_ids, person_ids, evaluator):

@@ -10,35 +10,49 @@ bench reports about a pair:
   other persons as ignore regions) and what refinement did to the subset's lower-body keypoints;
 - the crop panel's persons: those whose mean keypoint similarity (KS) against their own joints rose most (fixes)
   and fell most (breaks), with their ground-truth, input and refined poses and the image they come from, so a
-  report draws them without reading a results file again.
+  report draws them without reading a results file again;
+- with bootstrap settings, the paired bootstrap over validation images (:mod:`posefix_bench.evaluation.bootstrap`):
+  95% intervals of the AP delta (all persons and the subset) and of the fixed / broken keypoints per input-confidence
+  bin, input and refined on the same draws; the draws' samples come back too, so that two refinements of the same
+  input can be compared draw by draw later (the same images and settings give the same draws).
 
 Shape legend: N detections, M matched keypoints, K keypoints.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 import numpy as np
 
 from posefix_bench.codecs.taxonomy import GOOD
+from posefix_bench.evaluation.bootstrap import (
+    check_bootstrap, delta_record, identity_ap, interval, match_table, resample_ap, resample_counts, resample_sums,
+)  # fmt: skip
 from posefix_bench.evaluation.coco_eval import evaluate
-from posefix_bench.evaluation.diagnosis import KeypointTable, diagnose
+from posefix_bench.evaluation.diagnosis import (
+    DEFAULT_CONF_BINS, KeypointTable, conf_bin_index, conf_bin_labels, diagnose,
+)  # fmt: skip
 from posefix_bench.structures.coco import CocoDataset
 from posefix_bench.structures.results import absent_mask
 
-__all__ = ["CROP_COUNT", "analyse_pair", "subset_record", "select_crops", "crop_record"]
+__all__ = ["CROP_COUNT", "analyse_pair", "subset_record", "select_crops", "crop_record", "pair_bootstrap",
+           "fix_break_per_image"]
 
 CROP_COUNT = 8  # persons in the crop panel: half fixes, half breaks
 
 
 def analyse_pair(gt: CocoDataset, results: Sequence[dict], refined: Sequence[dict] | None = None, *,
                  ap_impact: bool = False, subset_ids: Sequence[int] | None = None,
-                 crops: int = CROP_COUNT) -> dict:
-    """``{"diagnosis", "occluded", "crops"}`` of results (and their refined version) from one classification each.
+                 crops: int = CROP_COUNT, bootstrap: dict | None = None) -> dict:
+    """``{"diagnosis", "occluded", "crops", "bootstrap", "bootstrap_samples"}`` of results (and their refined
+    version) from one classification each.
 
     ``subset_ids``: annotation ids of the subset (None or empty: no subset record); ``crops``: persons for the crop
-    panel (only with ``refined``).
+    panel (only with ``refined``); ``bootstrap``: settings (``resamples``, ``seed``) of the paired bootstrap (only
+    with ``refined``; None: no bootstrap): its record and samples are those of :func:`pair_bootstrap` (None
+    without one).
     """
     tables: dict[str, KeypointTable] = {}
     diag = diagnose(gt, results, refined, ap_impact=ap_impact, tables=tables)
@@ -47,7 +61,69 @@ def analyse_pair(gt: CocoDataset, results: Sequence[dict], refined: Sequence[dic
     chosen = []
     if refined is not None and crops > 0:
         chosen = crop_record(gt, results, refined, select_crops(tables["before"], after, results, crops))
-    return {"diagnosis": diag, "occluded": occluded, "crops": chosen}
+    boot, samples = None, None
+    if refined is not None and bootstrap is not None and results:
+        boot, samples = pair_bootstrap(gt, results, refined, tables["before"], after, subset_ids, bootstrap,
+                                       diag["conf_bins"])
+    return {"diagnosis": diag, "occluded": occluded, "crops": chosen, "bootstrap": boot, "bootstrap_samples": samples}
+
+
+def fix_break_per_image(before: KeypointTable, after: KeypointTable, image_ids: np.ndarray,
+                        conf_bins: Sequence[float] = DEFAULT_CONF_BINS) -> tuple[np.ndarray, np.ndarray]:
+    """(fixed, broken), each (I, bins): per image and input-confidence bin, the keypoints of detections matched to
+    the same person before and after refinement that went from non-good to good (fixed) and from good to non-good
+    (broken), as the diagnosis' transitions count them. ``image_ids``: (I,) sorted."""
+    same = (before.det_ann_id >= 0) & (before.det_ann_id == after.det_ann_id)
+    kb, ka = same[before.result_index], same[after.result_index]
+    cin, cout = before.cls[kb], after.cls[ka]
+    n_bins = len(conf_bins) - 1
+    key = np.searchsorted(image_ids, before.image_id[kb]) * n_bins + conf_bin_index(before.confidence[kb], conf_bins)
+    size = len(image_ids) * n_bins
+    fixed = np.bincount(key, weights=(cin != GOOD) & (cout == GOOD), minlength=size).reshape(-1, n_bins)
+    broken = np.bincount(key, weights=(cin == GOOD) & (cout != GOOD), minlength=size).reshape(-1, n_bins)
+    return fixed, broken
+
+
+def pair_bootstrap(gt: CocoDataset, results: Sequence[dict], refined: Sequence[dict], before: KeypointTable,
+                   after: KeypointTable, subset_ids: Sequence[int] | None, settings: dict,
+                   conf_bins: Sequence[float] = DEFAULT_CONF_BINS) -> tuple[dict, dict]:
+    """The paired bootstrap of a (results, refined) pair over the validation images: (record, samples).
+
+    Record: ``{"resamples", "seed", "seconds", "all", "occluded", "per_confidence"}``; ``all`` and ``occluded`` (the
+    subset; None without one) are :func:`~posefix_bench.evaluation.bootstrap.delta_record` of the AP (base: input,
+    other: refined) with ``images``; ``per_confidence`` {bin label: {"fixed", "fixed_ci95", "broken",
+    "broken_ci95", "net", "net_ci95"}} (net = fixed - broken) on the same draws as ``all``. Samples: the draws'
+    values as arrays, ``{"<part>_image_ids", "<part>_before", "<part>_after"}`` (and the identity draw's
+    ``<part>_ap_before`` / ``<part>_ap_after``, NaN where undefined) for part ``all`` / ``occluded``, ``fixed`` and
+    ``broken`` (B, bins) with the identity draw's ``fixed_identity`` / ``broken_identity`` (bins,), and ``resamples``
+    / ``seed``.
+    """
+    t0 = time.perf_counter()
+    spec = check_bootstrap(settings)
+    record: dict = {"resamples": spec["resamples"], "seed": spec["seed"], "occluded": None}
+    samples: dict = {"resamples": np.int64(spec["resamples"]), "seed": np.int64(spec["seed"])}
+    parts = [("all", None)] + ([("occluded", sorted(int(i) for i in subset_ids))] if subset_ids else [])
+    for part, persons in parts:
+        a_table = match_table(gt, results, before.absent_policy, person_ids=persons)
+        b_table = match_table(gt, refined, before.absent_policy, person_ids=persons)
+        counts = resample_counts(len(a_table.image_ids), spec["resamples"], spec["seed"])
+        a, b = resample_ap(a_table, counts), resample_ap(b_table, counts)
+        a0, b0 = identity_ap(a_table), identity_ap(b_table)
+        record[part] = dict(delta_record(a, b, a0, b0), images=len(a_table.image_ids))
+        samples.update({f"{part}_image_ids": a_table.image_ids, f"{part}_before": a, f"{part}_after": b,
+                        f"{part}_ap_before": np.float64(np.nan if a0 is None else a0),
+                        f"{part}_ap_after": np.float64(np.nan if b0 is None else b0)})
+        if part == "all":
+            fixed, broken = fix_break_per_image(before, after, a_table.image_ids, conf_bins)
+            f_s, b_s = resample_sums(fixed, counts), resample_sums(broken, counts)
+            samples.update(fixed=f_s, broken=b_s, fixed_identity=fixed.sum(axis=0), broken_identity=broken.sum(axis=0))
+            record["per_confidence"] = {
+                lab: {"fixed": int(fixed[:, i].sum()), "fixed_ci95": interval(f_s[:, i]),
+                      "broken": int(broken[:, i].sum()), "broken_ci95": interval(b_s[:, i]),
+                      "net": int(fixed[:, i].sum() - broken[:, i].sum()), "net_ci95": interval(f_s[:, i] - b_s[:, i])}
+                for i, lab in enumerate(conf_bin_labels(conf_bins))}
+    record["seconds"] = time.perf_counter() - t0
+    return record, samples
 
 
 def subset_record(gt: CocoDataset, results: Sequence[dict], refined: Sequence[dict] | None,

@@ -3,8 +3,10 @@
 For every source: AP before (the input does not depend on the refiner's seed) and after, the AP delta, every COCO
 metric, class counts, and the Ronchi & Perona fixed/broken transitions (:func:`posefix_bench.evaluation.diagnosis.
 transitions`) overall, per confidence bin and per body-part group, and the lower-body-occluded subset; each
-quantity that varies with the seed is a seed stat (:func:`~posefix_bench.record.stats.seed_stat`). Plus the
-training times and the refiner's FPS record.
+quantity that varies with the seed is a seed stat (:func:`~posefix_bench.record.stats.seed_stat`). Beside each
+delta (all persons, occluded subset, confidence bins) the paired bootstrap's 95% interval over validation images
+(``ci95`` of the seed mean, ``ci95_per_seed``; :mod:`posefix_bench.record.intervals`). Plus the training times and
+the refiner's FPS record.
 
 The default ablation's record also holds a ``gate`` section (:func:`gate_metrics`): per source the AP delta of the
 ungated and of the gated reading of the same refinement pass, the accepted share and the share of the gain the
@@ -19,10 +21,11 @@ import numpy as np
 
 from posefix_bench.codecs.taxonomy import ERROR_TYPES
 from posefix_bench.evaluation.coco_eval import METRIC_KEYS
+from posefix_bench.record.intervals import PARTS, overall_interval, source_intervals
 from posefix_bench.record.stats import seed_stat
 
 __all__ = ["METRICS_FORMAT", "FIXABLE", "ap_value", "best_fps", "ablation_metrics", "baseline_metrics", "gate_metrics",
-           "overall_delta", "mean_over_sources", "gain_kept"]
+           "overall_delta", "mean_over_sources", "gain_kept", "bootstrap_cost"]
 
 METRICS_FORMAT = "posefix-bench/bench-metrics/v1"
 FIXABLE = ERROR_TYPES[1:]  # the error types a refiner can fix (absent keypoints stay absent)
@@ -74,27 +77,51 @@ def _occluded_metrics(runs: Mapping[int, object]) -> dict | None:
         out[key] = first.get(key)
     for key in ("lower_good_after", "lower_fixed", "lower_broken", "lower_ks_after"):
         out[key] = seed_stat({s: o.get(key) for s, o in occ.items()})
+    if first.get("split"):  # the dedicated occluded split (issue 27): its size and its confidence-bin transitions
+        out.update(split=first["split"], images=first.get("images"))
+        if all(o.get("per_confidence") for o in occ.values()):
+            out["per_confidence"] = {b: _bin_stats({s: o["per_confidence"][b] for s, o in occ.items()})
+                                     for b in first["per_confidence"]}
     return out
 
 
-def _source_metrics(runs: Mapping[int, object]) -> dict:
-    """Aggregate one source's runs ({seed: Run}) over the seeds."""
+def _bin_stats(recs: Mapping[int, dict]) -> dict:
+    """:func:`_fix_break_stats` of one confidence bin plus all fixed keypoints and net fixed (fixed - broken)."""
+    out = _fix_break_stats(recs)
+    out["fixed_total"] = seed_stat({s: r["fixed_total"] for s, r in recs.items()})
+    out["net_fixed"] = seed_stat({s: r["net_fixed"] for s, r in recs.items()})
+    return out
+
+
+def _source_metrics(runs: Mapping[int, object], samples: Mapping[int, object] | None = None) -> dict:
+    """Aggregate one source's runs ({seed: Run}) over the seeds; ``samples`` ({seed: the run's bootstrap samples})
+    give the intervals of the seed means (:mod:`posefix_bench.record.intervals`)."""
     first = runs[min(runs)]
+    ci = source_intervals(runs, samples)
+    per_conf = {b: _bin_stats({s: r.per_confidence[b] for s, r in runs.items()}) for b in (first.per_confidence or {})}
+    for b, rec in per_conf.items():
+        rec["counts_ci95"] = (ci["per_confidence"] or {}).get(b)  # fixed, broken, net keypoints (seed means)
+    occluded = _occluded_metrics(runs)
+    if occluded is not None:
+        occ_bins = ci["occluded"].pop("per_confidence")
+        occluded.update(ci["occluded"])
+        for b, rec in (occluded.get("per_confidence") or {}).items():
+            rec["counts_ci95"] = (occ_bins or {}).get(b)
     return {
         "ap_before": ap_value(first.ap_before),
         "ap_after": seed_stat({s: ap_value(r.ap_after) for s, r in runs.items()}),
         "delta": seed_stat({s: _delta(ap_value(r.ap_before), ap_value(r.ap_after)) for s, r in runs.items()}),
+        **ci["all"],
         "metrics_before": {k: ap_value(first.ap_before, k) for k in METRIC_KEYS},
         "metrics_after": {k: seed_stat({s: ap_value(r.ap_after, k) for s, r in runs.items()}) for k in METRIC_KEYS},
         "counts_before": first.counts_before,
         "counts_after": {c: seed_stat({s: (r.counts_after or {}).get(c) for s, r in runs.items()})
                          for c in (first.counts_after or {})},
         **_fix_break_stats({s: {"fixed": r.fixed, "broken": r.broken} for s, r in runs.items()}),
-        "per_confidence": {b: _fix_break_stats({s: r.per_confidence[b] for s, r in runs.items()})
-                           for b in (first.per_confidence or {})},
+        "per_confidence": per_conf,
         "per_group": {g: _fix_break_stats({s: r.per_group[g] for s, r in runs.items()})
                       for g in (first.per_group or {})},
-        "occluded": _occluded_metrics(runs),
+        "occluded": occluded,
         "untrained": any(bool(r.untrained) for r in runs.values()),
         "refine_precision": sorted({r.refine_precision for r in runs.values() if r.refine_precision}),
     }
@@ -127,6 +154,12 @@ def _share_stats(runs: Mapping[int, object], key: str) -> dict:
     return {b: seed_stat({s: getattr(r.gate, key)[b]["accepted_share"] for s, r in runs.items()}) for b in first}
 
 
+def _cis(boots: Mapping[int, dict | None]) -> dict | None:
+    """{seed: 95% interval of the AP delta} from each run's bootstrap record (None unless every run has one)."""
+    out = {str(s): (b or {}).get("all", {}).get("ci95") for s, b in boots.items()}
+    return out if out and all(v is not None for v in out.values()) else None
+
+
 def _gate_source(runs: Mapping[int, object]) -> dict:
     """One source's gate metrics over the seeds ({seed: Run with its gated reading})."""
     first = runs[min(runs)]
@@ -139,6 +172,8 @@ def _gate_source(runs: Mapping[int, object]) -> dict:
         "ap_after_gated": seed_stat({s: ap_value(r.gate.ap_after) for s, r in runs.items()}),
         "delta_ungated": ungated,
         "delta_gated": gated,
+        "ci95_ungated_per_seed": _cis({s: r.bootstrap for s, r in runs.items()}),
+        "ci95_gated_per_seed": _cis({s: r.gate.bootstrap for s, r in runs.items()}),
         "gain_kept": gain_kept(ungated, gated),
         "accepted_share": seed_stat({s: r.gate.accepted_share for s, r in runs.items()}),
         "per_confidence": _share_stats(runs, "per_confidence"),
@@ -165,19 +200,37 @@ def gate_metrics(gate, runs: Sequence, sources: Sequence[str]) -> dict:
     return out
 
 
+def bootstrap_cost(runs: Sequence) -> dict | None:
+    """The paired bootstrap's settings and its cost over ``runs`` (seconds of the analyses' bootstraps, summed over
+    the runs: worker time inside the analysis steps); None when no run has one."""
+    boots = [r.bootstrap for r in runs if getattr(r, "bootstrap", None)]
+    if not boots:
+        return None
+    return {"resamples": boots[0]["resamples"], "seed": boots[0]["seed"], "runs": len(boots),
+            "seconds": float(sum(b.get("seconds") or 0.0 for b in boots))}
+
+
 def ablation_metrics(*, profile: str, name: str, config: str, seeds: Sequence[int], tags: Sequence[str],
                      default: bool, factors: Mapping, model: Mapping, mix: str, runs: Sequence, sources: Sequence[str],
-                     fps: Mapping | None, learning_curve: list | None = None, gate=None) -> dict:
+                     fps: Mapping | None, learning_curve: list | None = None, gate=None,
+                     samples: Mapping[str, Mapping[int, object]] | None = None,
+                     occluded_sources: Sequence[str] | None = None) -> dict:
     """The per-ablation record (``metrics.json``): factors, training, per source the AP before/after and delta,
     fixed/broken per error type, confidence bins, body-part groups and occluded subset, each as seed stats, and
     the FPS record. ``runs`` are the ablation's :class:`~posefix_bench.record.schema.Run` records;
     ``learning_curve`` ([{iterations, ap: {source: AP}, per_seed}], the runner's) is kept as it is; ``gate`` (the
     default ablation's :class:`~posefix_bench.record.schema.GateInfo`) adds the ``gate`` section
-    (:func:`gate_metrics`; None for the ungated ablations)."""
+    (:func:`gate_metrics`; None for the ungated ablations). ``samples`` ({source: {seed: bootstrap samples}}, the
+    runner's) give each delta its ``ci95`` (seed mean) beside ``ci95_per_seed`` (each run's own), and
+    ``overall_ci95`` (the delta averaged over the sources, as :func:`overall_delta`); ``paired`` (comparisons with
+    other ablations on the same draws) is the runner's to fill, ``bootstrap`` the bootstrap's settings and cost;
+    ``occluded_sources``: the sources of a dedicated occluded split, which the occluded mean is over."""
     by_source: dict[str, dict[int, object]] = {}
     for r in runs:
         by_source.setdefault(r.source, {})[int(r.seed)] = r
-    per_source = {n: _source_metrics(by_source[n]) for n in sources}
+    samples = samples or {}
+    per_source = {n: _source_metrics(by_source[n], samples.get(n)) for n in sources}
+    have = {n: samples[n] for n in sources if n in samples}
     return {
         "format": METRICS_FORMAT,
         "profile": profile,
@@ -196,11 +249,16 @@ def ablation_metrics(*, profile: str, name: str, config: str, seeds: Sequence[in
         "fps_best": best_fps(fps),
         "learning_curve": learning_curve,
         "gate": None if gate is None else gate_metrics(gate, runs, sources),
+        "overall_ci95": {"all": overall_interval(have) if len(have) == len(sources) else None,
+                         "occluded": overall_interval({n: have[n] for n in (occluded_sources or sources) if n in have},
+                                                      "occluded")},
+        "paired": {},
+        "bootstrap": bootstrap_cost(runs),
     }
 
 
-def baseline_metrics(*, profile: str, name: str, source: str, method: str, card: str, run, throughput: Mapping | None
-                     ) -> dict:
+def baseline_metrics(*, profile: str, name: str, source: str, method: str, card: str, run, throughput: Mapping | None,
+                     samples: object | None = None) -> dict:
     """The ``metrics.json`` of a free baseline: an mmpose source with a test-time post-processing ``method`` (flip
     test, DARK) judged like a refiner against the same source's plain output. ``run`` is the
     :class:`~posefix_bench.record.schema.Run` of (plain, with method); ``throughput`` the source's
@@ -213,7 +271,7 @@ def baseline_metrics(*, profile: str, name: str, source: str, method: str, card:
                  "relative_speed": (methods.get(method) or {}).get("relative_speed"),
                  "persons": throughput.get("persons"), "threads": throughput.get("threads"),
                  "untrained": throughput.get("untrained")}
-    per_source = {source: _source_metrics({int(run.seed): run})}
+    per_source = {source: _source_metrics({int(run.seed): run}, {int(run.seed): samples} if samples else None)}
     return {
         "format": METRICS_FORMAT,
         "kind": "free-baseline",
@@ -223,6 +281,7 @@ def baseline_metrics(*, profile: str, name: str, source: str, method: str, card:
         "untrained": per_source[source]["untrained"],
         "sources": per_source,
         "speed": speed,
+        "bootstrap": bootstrap_cost([run]),
     }
 
 

@@ -124,6 +124,9 @@ class DataInfo:
     val_persons: int
     val_occluded_persons: int
     schema: str
+    # the dedicated lower-body-occluded validation split (issue 27): images, persons, occluded_persons, seed, root,
+    # sources, seconds (its generation in this run); None where the profile has none
+    occluded_split: dict | None = None
 
 
 @dataclass
@@ -196,6 +199,7 @@ class GateRun:
     analysis: str  # the (input, gated) analysis file
     effect: str  # the gate-effect record file
     checkpoint: str  # the calibrated checkpoint
+    bootstrap: dict | None = None  # the (input, gated) pair's paired bootstrap (evaluation.pair.pair_bootstrap)
 
 
 @dataclass
@@ -230,6 +234,8 @@ class Run:
     crops: list = field(default_factory=list)  # persons picked for the crop panel (evaluation.pair.select_crops)
     refine_precision: str | None = None  # the precision the refinement ran in (engine.precision)
     gate: GateRun | None = None  # the default ablation with a calibrated gate: the gated reading of this run
+    # the pair's paired bootstrap (evaluation.pair.pair_bootstrap's record) and ``samples``, its draws' file
+    bootstrap: dict | None = None
 
 
 @dataclass

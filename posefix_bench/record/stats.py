@@ -10,6 +10,13 @@ trained with (:func:`seed_stat`). The rules (the index's "How to read this" stat
   their seed spreads (max - min) and the resolution.
 - :func:`resolution`: the AP that :data:`NOISE_PERSONS` persons switching from matched to unmatched would move
   (``NOISE_PERSONS / persons``).
+
+Where a record carries bootstrap intervals (issue 27: the paired bootstrap over validation images,
+:mod:`posefix_bench.evaluation.bootstrap`), they replace the resolution heuristic, which stays for old records only:
+
+- :func:`judge_ci`: a change is a gain (makes things worse) when its 95% interval excludes 0 on every seed, above
+  (below) it; no difference when every seed's interval contains 0; unclear when the seeds' intervals disagree.
+- :func:`compare_ci`: two results are tied when the interval of their difference (on the same draws) contains 0.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from typing import Mapping
 
 import numpy as np
 
-__all__ = ["NOISE_PERSONS", "seed_stat", "spread", "resolution", "judge", "compare"]
+__all__ = ["NOISE_PERSONS", "seed_stat", "spread", "resolution", "judge", "compare", "judge_ci", "compare_ci",
+           "contains_zero"]
 
 # A change of AP smaller than what this many persons switching from fully matched to unmatched would cause
 # (NOISE_PERSONS / number of evaluated persons) is below the resolution of the validation set.
@@ -68,3 +76,31 @@ def compare(a: Mapping, b: Mapping, res: float) -> dict:
     bound = max(sp, res)
     state = "tied" if abs(diff) <= bound else ("ahead" if diff > 0 else "behind")
     return {"diff": diff, "spread": sp, "bound": bound, "state": state, "single": a["n"] == 1 and b["n"] == 1}
+
+
+def contains_zero(ci) -> bool:
+    """Whether an interval [lo, hi] contains 0."""
+    return ci[0] <= 0.0 <= ci[1]
+
+
+def judge_ci(per_seed: Mapping | None) -> str | None:
+    """'gain', 'worse', 'no difference' or 'unclear' from each seed's 95% interval of a change ({seed: [lo, hi]}):
+    gain (worse) when every seed's interval lies above (below) 0, no difference when every one contains 0, unclear
+    otherwise; None without intervals (an old record: judge by :func:`judge`)."""
+    cis = [ci for ci in (per_seed or {}).values() if ci is not None]
+    if not cis or len(cis) != len(per_seed):
+        return None
+    if all(ci[0] > 0 for ci in cis):
+        return "gain"
+    if all(ci[1] < 0 for ci in cis):
+        return "worse"
+    if all(contains_zero(ci) for ci in cis):
+        return "no difference"
+    return "unclear"
+
+
+def compare_ci(diff: float, ci) -> str:
+    """'tied' when the interval of a difference a - b contains 0, else 'ahead' (a above b) or 'behind'."""
+    if contains_zero(ci):
+        return "tied"
+    return "ahead" if diff > 0 else "behind"

@@ -14,12 +14,14 @@ from typing import Mapping
 from posefix_bench.codecs.taxonomy import ERROR_TYPES
 from posefix_bench.record.metrics import FIXABLE
 from posefix_bench.record.schema import shown_path
-from posefix_bench.record.stats import compare, judge
+from posefix_bench.record.stats import compare
 from posefix_bench.reporting.bench_plots import CROP_COLOR_NAMES
 from posefix_bench.reporting.context import ReportContext
 from posefix_bench.reporting.index_page import gate_lines, profile_text, setup_lines
 from posefix_bench.reporting.tables import markdown_table
-from posefix_bench.reporting.verdicts import count, f3, fmt_stat, num, pct, verdict_sentence
+from posefix_bench.reporting.verdicts import (
+    count, f3, fmt_stat, num, paired_record, pct, relation_sentence, source_verdict, verdict_sentence,
+)  # fmt: skip
 
 __all__ = ["ablation_markdown", "slug"]
 
@@ -31,6 +33,10 @@ def slug(name: str) -> str:
 def _vs_default(ctx: ReportContext, s: Mapping, src: str) -> str:
     d = ctx.summary(ctx.default)
     a, b = s["sources"][src]["delta"], d["sources"][src]["delta"]
+    rec = paired_record({s["ablation"]: s}, s["ablation"], ctx.default, "all", src)
+    if rec and rec.get("ci95") is not None and rec.get("delta") is not None:
+        return f"Against the default {ctx.default} on {src}: " + relation_sentence("this refiner", a, "the default", b,
+                                                                                  ctx.resolution, rec)
     c = compare(a, b, ctx.resolution)
     if c["single"] and c["state"] == "tied":
         word = "a single seed cannot separate it from the default"
@@ -45,13 +51,14 @@ def _verdict(ctx: ReportContext, s: Mapping) -> str:
     lines = ["## Verdict", ""]
     for src in ctx.sources:
         r = s["sources"][src]
-        sentence = verdict_sentence("This refiner", r["ap_before"], r["ap_after"], r["delta"], ctx.resolution, src)
+        sentence = verdict_sentence("This refiner", r["ap_before"], r["ap_after"], r["delta"], ctx.resolution, src,
+                                    r.get("ci95"), r.get("ci95_per_seed"))
         lines.append(f"- {sentence}")
         o = r.get("occluded")
         if o and o.get("ap_after"):
             where = f"the {o['persons']} occluded persons of {src}"
             sentence = verdict_sentence("This refiner", o["ap_before"], o["ap_after"], o["delta"],
-                                        ctx.occluded_resolution, where)
+                                        ctx.occluded_resolution, where, o.get("ci95"), o.get("ci95_per_seed"))
             lines.append(f"- {sentence}")
     if ctx.default is not None and s["ablation"] != ctx.default:
         lines += [f"- {_vs_default(ctx, s, src)}" for src in ctx.sources]
@@ -83,13 +90,15 @@ def _ap(ctx: ReportContext, s: Mapping) -> str:
     for src in ctx.sources:
         r = s["sources"][src]
         per_seed = ", ".join(f"s{k} {f3(v)}" for k, v in r["ap_after"]["per_seed"].items()) if r["ap_after"] else "-"
+        ci = r.get("ci95")
         rows.append([src, f3(r["ap_before"]), fmt_stat(r["ap_after"]), fmt_stat(r["delta"], True),
-                     judge(r["delta"], ctx.resolution), per_seed]
+                     "-" if ci is None else f"[{f3(ci[0], True)}, {f3(ci[1], True)}]",
+                     source_verdict(r, ctx.resolution), per_seed]
                     + [f"{f3(r['metrics_before'][k])} -> {f3((r['metrics_after'][k] or {}).get('mean'))}"
                        for k in ("AP50", "AP75", "APm", "APl")])
     return "\n".join([
         "## AP before / after", "",
-        markdown_table(["source", "AP before", "AP after", "delta AP", "verdict", "AP after per seed",
+        markdown_table(["source", "AP before", "AP after", "delta AP", "95% interval", "verdict", "AP after per seed",
                         "AP50", "AP75", "APm", "APl"], rows), "",
         "![AP before and after refinement](ap_before_after.png)",
     ])

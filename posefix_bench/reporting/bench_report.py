@@ -28,7 +28,7 @@ from pathlib import Path
 from posefix_bench.errors import PosefixError
 from posefix_bench.hashing import canonical_hash, file_hash
 from posefix_bench.record.schema import AblationResult, BenchRecord, shown_path, shown_text
-from posefix_bench.record.stats import judge
+from posefix_bench.reporting.verdicts import source_verdict
 from posefix_bench.reporting.ablation_page import ablation_markdown, slug
 from posefix_bench.reporting.context import ReportContext, report_context
 from posefix_bench.reporting.index_page import index_markdown
@@ -46,7 +46,7 @@ def metrics_record(ctx: ReportContext, a: AblationResult) -> dict:
     backend and the data warnings of the run; the default ablation's ``factors`` also say whether its gate
     (``gate`` section) is ``calibrated`` or ``off`` (the per-source numbers stay the ungated reading)."""
     s = a.metrics
-    verdicts = {src: judge(s["sources"][src]["delta"], ctx.resolution) for src in ctx.sources}
+    verdicts = {src: source_verdict(s["sources"][src], ctx.resolution) for src in ctx.sources}
     factors = dict(s["factors"], gate=a.gate.state) if a.gate is not None else s["factors"]
     return dict(s, factors=factors, verdict=verdicts, resolution=ctx.resolution,
                 occluded_resolution=ctx.occluded_resolution, evaluator=ctx.record.evaluator,
@@ -157,9 +157,9 @@ def write_reports(record: BenchRecord, out_dir: str | os.PathLike, date: str | N
     for a in record.ablations:
         _write_ablation(ctx, a, out / a.name, texts[a.name])
     for b in record.baselines:  # written like an ablation's: <out>/<source>+<method>/metrics.json
-        delta = b.metrics["sources"][b.source]["delta"]
+        verdict = source_verdict(b.metrics["sources"][b.source], ctx.resolution)
         atomic_write_json(out / b.name / "metrics.json",
-                          shown_paths(dict(b.metrics, verdict={b.source: judge(delta, ctx.resolution)},
+                          shown_paths(dict(b.metrics, verdict={b.source: verdict},
                                            resolution=ctx.resolution, evaluator=record.evaluator,
                                            data_warnings=list(record.data_warnings)), record.cache_root))
     _write_index_plots(ctx, out)

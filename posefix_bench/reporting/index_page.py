@@ -21,9 +21,11 @@ from posefix_bench.record.stats import NOISE_PERSONS, judge
 from posefix_bench.reporting.context import SMALL_DATA_PERSONS, ReportContext, label, source_label
 from posefix_bench.reporting.inputs_section import free_baselines_section, input_strength_section
 from posefix_bench.reporting.tables import markdown_table
+from posefix_bench.reporting.confidence_sentences import confidence_lines
+from posefix_bench.reporting.gate_verdicts import gate_sentences
 from posefix_bench.reporting.verdicts import (
     component_sentences, curve_means, curve_sources, default_sentences, deficit_sentence, f3, fmt_stat,
-    gate_sentences, num, pct, ranking_sentences, relation_sentence, verdict_sentence,
+    num, paired_record, pct, ranking_sentences, relation_sentence, verdict_sentence,
 )
 
 __all__ = ["HOW_TO_READ", "index_markdown", "setup_lines", "gate_table", "gate_lines", "link", "profile_text"]
@@ -37,13 +39,16 @@ HOW_TO_READ = (
     "(measured with that person's area) swap, anything else miss. "
     "**Fixed** is the share of input keypoints of an error type that ended good after refinement; **broken** the "
     "share of good input keypoints that ended in an error type. Transitions count only detections matched to the "
-    "same person before and after refinement (detections whose match changed are excluded). Rules of the "
-    "sentences: a change is a gain (or makes things worse) when it is positive (negative) on every seed and "
-    "larger than the *resolution* {res} of the validation set ({n} persons' worth of AP: {k} / persons); two "
-    "ablations are tied when their means differ by no more than the *noise bound*, the larger of their seed "
-    "spreads (max - min over seeds) and the resolution. With one seed there is no spread: a single seed cannot "
-    "separate two results that differ by less than the resolution, and a larger difference on one seed is "
-    "reported as such, without a claim that it repeats."
+    "same person before and after refinement (detections whose match changed are excluded). **Intervals**: "
+    "`95% interval [lo, hi]` is the paired bootstrap over validation images (images drawn with replacement, "
+    "both sides of a comparison computed on the same draws, the 2.5 and 97.5 percentiles of the difference). "
+    "Rules of the sentences: a change is a gain (or makes things worse) when its interval lies above (below) 0 on "
+    "every seed; two results are tied when the interval of their difference contains 0; the seed spread is "
+    "quoted beside it. Where a record has no interval (an older run), a change is a gain when it is positive on "
+    "every seed and larger than the *resolution* {res} of the validation set ({n} persons' worth of AP: {k} / "
+    "persons), and two ablations are tied when their means differ by no more than the *noise bound*, the larger "
+    "of their seed spreads (max - min over seeds) and the resolution; a single seed cannot separate two results "
+    "that differ by less than the resolution."
 )
 
 
@@ -57,7 +62,10 @@ def setup_lines(ctx: ReportContext) -> list[str]:
     data, env, t = rec.data, rec.environment, rec.timings
     versions = ", ".join(f"{k} {env[k]}" for k in ("posefix_bench", "python", "torch", "torchvision", "numpy",
                                                      "mmpose", "cuda") if env.get(k))
-    stages = ", ".join(f"{k} {v:.0f} s" for k, v in t.items() if k != "total" and v is not None)
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in t.items() if k not in ("total", "bootstrap") and v is not None)
+    if t.get("bootstrap") is not None:  # worker time inside the analyses, not a phase of its own (issue 27)
+        stages += (f"; of which the paired bootstrap's intervals {t['bootstrap']:.0f} s of worker time, inside the "
+                   "analyses and the comparisons")
     where = "" if data.kind == "sandbox" else f" at `{shown_path(data.root, rec.cache_root)}`"
     return [
         f"- **Data**: {shown_text(data.description, rec.cache_root)}{where}. Validation: {data.val_images} images, "
@@ -75,7 +83,18 @@ def setup_lines(ctx: ReportContext) -> list[str]:
         f"- **Time**: total {t.get('total', 0):.0f} s ({stages}){_budget_text(env.get('budget'), t.get('total'))}"
         f"{_rerun_text(rec.rerun_timings)}. Cached steps cost nothing in a rerun; training times below are those of "
         "the run that trained each refiner.",
-    ] + ([f"- **Data checks**: {'; '.join(rec.data_warnings)}."] if rec.data_warnings else [])
+    ] + ([f"- **Data checks**: {'; '.join(rec.data_warnings)}."] if rec.data_warnings else []) + _split_line(data)
+
+
+def _split_line(data) -> list[str]:
+    """The dedicated lower-body-occluded validation split, where the profile has one (issue 27)."""
+    o = data.occluded_split
+    if not o:
+        return []
+    return [f"- **Occluded split**: a dedicated validation split of {o['images']} generated images (seed {o['seed']}, "
+            f"every person behind a lower-body occluder): {o['persons']} persons, {o['occluded_persons']} tagged "
+            f"lower-body occluded; the lower-body comparison's occluded numbers on {', '.join(o['sources'])} come "
+            f"from it" + (f" (generated in {o['seconds']:.0f} s)." if o.get("seconds") is not None else ".")]
 
 
 def _rerun_text(rerun: Mapping | None) -> str:
@@ -146,7 +165,8 @@ def _headline(ctx: ReportContext) -> str:
     lines = ["## Headline", "", f"The profile's default refiner is {link(s)}.", ""]
     for name in ctx.sources:
         rec = s["sources"][name]
-        verdict = verdict_sentence("It", rec["ap_before"], rec["ap_after"], rec["delta"], ctx.resolution, name)
+        verdict = verdict_sentence("It", rec["ap_before"], rec["ap_after"], rec["delta"], ctx.resolution, name,
+                                   rec.get("ci95"), rec.get("ci95_per_seed"))
         fixed = ", ".join(f"{fmt_stat(rec['fixed'][t]['rate'], as_pct=True)} of {t}" for t in FIXABLE
                           if rec["fixed"][t]["rate"] is not None)
         lines.append(f"- {verdict} It fixed {fixed or 'no'} keypoints and broke "
@@ -174,7 +194,7 @@ def _threshold(t) -> str:
 
 def gate_lines(ctx: ReportContext) -> list[str]:
     """The default refiner gated beside ungated (issue 17): how the gate was calibrated, :func:`gate_table` and the
-    sentences of :func:`~posefix_bench.reporting.verdicts.gate_sentences`; empty without a gate record."""
+    sentences of :func:`~posefix_bench.reporting.gate_verdicts.gate_sentences`; empty without a gate record."""
     if ctx.default is None or not ctx.summary(ctx.default).get("gate"):
         return []
     s = ctx.summary(ctx.default)
@@ -203,7 +223,9 @@ def gate_lines(ctx: ReportContext) -> list[str]:
              gate_table(gate, ctx.sources, ctx.resolution), ""]
     rows = [(n, gate["sources"][n]["delta_ungated"], gate["sources"][n]["delta_gated"],
              gate["sources"][n]["accepted_share"]) for n in ctx.sources]
-    return lines + [f"- {t}" for t in gate_sentences(rows, ctx.resolution)]
+    cis = {n: (gate["sources"][n].get("ci95_ungated_per_seed"), gate["sources"][n].get("ci95_gated_per_seed"))
+           for n in ctx.sources}
+    return lines + [f"- {t}" for t in gate_sentences(rows, ctx.resolution, cis)]
 
 
 def _gate_section(ctx: ReportContext) -> str:
@@ -213,7 +235,10 @@ def _gate_section(ctx: ReportContext) -> str:
 
 def _default_choice(ctx: ReportContext, names: Sequence[str], subset: str | None = None) -> list[str]:
     res = ctx.occluded_resolution if subset == "occluded" else ctx.resolution
-    return default_sentences(ctx.summaries_of(names), ctx.labels(), ctx.default, ctx.sources, res, subset)
+    sums, split = ctx.summaries_of(names), ctx.record.data.occluded_split
+    sources = split["sources"] if subset == "occluded" and split else ctx.sources  # the dedicated split's
+    return default_sentences(sums, ctx.labels(), ctx.default, sources, res, subset,
+                             lambda a, b: paired_record(sums, a, b, subset or "all"))
 
 
 def _varying_factors(summaries: Sequence[Mapping]) -> tuple[list[str], dict]:
@@ -353,15 +378,25 @@ def _comparison_section(ctx: ReportContext, comp: Mapping) -> str:
     if comp.get("speed") and any(ctx.summary(n)["fps_best"] for n in names):
         lines += ["![Speed vs gain](speed_gain.png)", ""]
     sentences = []
+    sums, by_label = ctx.summaries_of(names), {label(ctx.summary(n)): n for n in names}
+
+    def paired(part, src):  # a - b on shared draws, by the labels the ranking shows
+        return lambda a, b: paired_record(sums, by_label[a], by_label[b], part, src)
+
     for src in ctx.sources:
         if occluded:
-            items = [(label(ctx.summary(n)), (ctx.summary(n)["sources"][src].get("occluded") or {}).get("delta"))
-                     for n in names]
-            sentences += ranking_sentences(items, ctx.occluded_resolution, f"the occluded persons of {src}")
-        items = [(label(ctx.summary(n)), ctx.summary(n)["sources"][src]["delta"]) for n in names]
-        sentences += ranking_sentences(items, ctx.resolution, f"all persons of {src}" if occluded else src)
+            recs = {label(ctx.summary(n)): ctx.summary(n)["sources"][src].get("occluded") or {} for n in names}
+            sentences += ranking_sentences([(lab, r.get("delta")) for lab, r in recs.items()],
+                                           ctx.occluded_resolution, f"the occluded persons of {src}",
+                                           {lab: r.get("ci95_per_seed") for lab, r in recs.items()},
+                                           paired("occluded", src))
+        recs = {label(ctx.summary(n)): ctx.summary(n)["sources"][src] for n in names}
+        sentences += ranking_sentences([(lab, r["delta"]) for lab, r in recs.items()], ctx.resolution,
+                                       f"all persons of {src}" if occluded else src,
+                                       {lab: r.get("ci95_per_seed") for lab, r in recs.items()}, paired("all", src))
     if occluded:
         sentences += _lower_body_sentences(ctx, names)
+        sentences += confidence_lines(sums, {n: label(ctx.summary(n)) for n in names}, names, ctx.sources)
     lines += [f"- {s}" for s in sentences]
     extra = (component_sentences(ctx.summaries_of(names), ctx.sources, ctx.resolution)
              + _default_choice(ctx, names, "occluded" if occluded else None))

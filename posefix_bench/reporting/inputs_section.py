@@ -101,8 +101,9 @@ def free_baselines_section(ctx: ReportContext) -> str:
                      _pooled(r, "fixed_rate") if r else "-", _pooled(r["broken"], "rate") if r else "-",
                      f"{num(speed.get('plain_samples_per_s'), 1)} -> {num(speed.get('samples_per_s'), 1)}"])
         if r:
+            pair = (((b.metrics.get("paired") or {}).get(ctx.default) or {}).get("all") or {}).get("sources", {})
             text = free_baseline_sentence(b.source, b.method, m["delta"]["mean"], label(ref), r["delta"]["mean"],
-                                          ctx.resolution)
+                                          ctx.resolution, pair.get(b.source))
             if text:
                 sentences.append(f"- {text}")
     fixed_types = ", ".join(FIXABLE)

@@ -2,10 +2,13 @@
 rules (:mod:`posefix_bench.record.stats`: :func:`~posefix_bench.record.stats.judge` and
 :func:`~posefix_bench.record.stats.compare`).
 
-A change is called a gain (or "makes things worse") only when every seed agrees on its sign and it exceeds the
-*resolution* of the validation set; two ablations are tied when their means differ by less than the noise bound (the
-larger seed spread, at least the resolution). One seed gives no spread: a difference on one seed is reported as such,
-without a claim that it repeats.
+Where the record carries the paired bootstrap's 95% intervals (issue 27), a change is a gain (or "makes things
+worse") when its interval excludes 0 on every seed, and two results are tied when the interval of their difference
+(both on the same draws of validation images) contains 0; the sentences quote the interval and keep the seed spread
+beside it. Older records without intervals keep the resolution heuristic: a gain when every seed agrees on the sign
+and the change exceeds the *resolution* of the validation set; tied when the means differ by less than the noise
+bound (the larger seed spread, at least the resolution). One seed gives no spread: a difference on one seed is
+reported as such, without a claim that it repeats.
 
 The inputs are seed stats (``{"mean", "min", "max", "n", "per_seed"}``) and per-ablation metrics
 (:func:`posefix_bench.record.metrics.ablation_metrics`); labels are the names reports show.
@@ -18,13 +21,14 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from posefix_bench.record.metrics import overall_delta
-from posefix_bench.record.stats import compare, judge, spread
+from posefix_bench.record.stats import compare, compare_ci, judge, judge_ci, spread
 
 __all__ = [
-    "COMPONENT_NAMES", "f3", "num", "pct", "count", "fmt_stat", "seeds_text", "plural", "relation_sentence",
+    "COMPONENT_NAMES", "f3", "num", "pct", "count", "fmt_stat", "seeds_text", "plural", "ci_text", "source_verdict",
+    "paired_record", "relation_sentence",
     "verdict_sentence", "ranking_sentences", "default_sentences", "component_effects", "component_sentences",
     "curve_sources", "curve_means", "deficit_sentence", "family_groups", "family_trend_sentences",
-    "free_baseline_sentence", "gain_trend_sentence", "gate_sentences",
+    "free_baseline_sentence", "gain_trend_sentence",
 ]  # fmt: skip
 
 COMPONENT_NAMES = {"prior": "the identity prior", "skip": "the stride-4 skip"}
@@ -61,6 +65,17 @@ def fmt_stat(stat: Mapping | None, signed: bool = False, as_pct: bool = False, a
     return f"{fmt(stat['mean'])} [{fmt(stat['min'])}..{fmt(stat['max'])}]"
 
 
+def ci_text(ci, per_seed: Mapping | None = None) -> str:
+    """'95% interval [+0.010, +0.030]' (AP-like, signed), with each seed's where there are several."""
+    if ci is None:
+        return "no interval"
+    text = f"95% interval [{f3(ci[0], True)}, {f3(ci[1], True)}]"
+    if per_seed and len(per_seed) > 1:
+        text += " (per seed " + ", ".join(f"s{k} [{f3(v[0], True)}, {f3(v[1], True)}]" for k, v in per_seed.items()
+                                          if v is not None) + ")"
+    return text
+
+
 def seeds_text(stat: Mapping) -> str:
     return "one seed" if stat["n"] == 1 else f"{stat['n']} seeds"
 
@@ -70,8 +85,39 @@ def plural(n: int, word: str) -> str:
 
 
 # -- one change, two changes, a ranking ----------------------------------------------------------------------------
-def relation_sentence(a_label: str, a: Mapping, b_label: str, b: Mapping, resolution: float) -> str:
-    """One sentence on how ``a`` (the better mean) relates to ``b``."""
+def source_verdict(rec: Mapping, resolution: float) -> str:
+    """The word for a per-source (or subset) metrics record's delta: from its seeds' intervals
+    (:func:`~posefix_bench.record.stats.judge_ci`) where it has them, else :func:`~posefix_bench.record.stats.judge`."""
+    return judge_ci(rec.get("ci95_per_seed")) or judge(rec.get("delta"), resolution)
+
+
+def paired_record(summaries: Mapping[str, Mapping], a: str, b: str, part: str = "all",
+                  source: str | None = None) -> Mapping | None:
+    """Ablation ``a`` against ``b`` on shared draws from ``a``'s metrics (``paired``, filled by the bench): on one
+    ``source`` or (None) averaged over the sources; None where the record has no such comparison."""
+    rec = ((summaries.get(a) or {}).get("paired") or {}).get(b) or {}
+    rec = rec.get(part) or {}
+    return (rec.get("sources") or {}).get(source) if source is not None else rec.get("overall")
+
+def _paired_relation(a_label: str, a: Mapping, b_label: str, b: Mapping, paired: Mapping) -> str:
+    """How ``a`` relates to ``b`` by the interval of their difference on shared draws (``paired``: {"delta",
+    "ci95", "ci95_per_seed"?} of a - b)."""
+    d, ci = paired["delta"], paired["ci95"]
+    seeds = f"seed spread {max(spread(a), spread(b)):.3f}" if a["n"] > 1 or b["n"] > 1 else "one seed each"
+    where = f"{ci_text(ci, paired.get('ci95_per_seed'))} over validation images, both on the same draws; {seeds}"
+    if compare_ci(d, ci) == "tied":
+        return (f"{a_label} and {b_label} are tied: {a_label} - {b_label} = {f3(d, True)} AP, {where}: the interval "
+                "contains 0.")
+    word = "ahead of" if d > 0 else "behind"
+    return f"{a_label} is {word} {b_label} by {abs(d):.3f} AP ({where}): the interval excludes 0."
+
+
+def relation_sentence(a_label: str, a: Mapping, b_label: str, b: Mapping, resolution: float,
+                      paired: Mapping | None = None) -> str:
+    """One sentence on how ``a`` (the better mean) relates to ``b``; by the interval of their difference where
+    ``paired`` (a - b on shared draws: ``{"delta", "ci95"}``) has one, else by the noise bound."""
+    if paired and paired.get("ci95") is not None and paired.get("delta") is not None:
+        return _paired_relation(a_label, a, b_label, b, paired)
     c = compare(a, b, resolution)
     d = abs(c["diff"])
     if c["single"]:
@@ -88,11 +134,24 @@ def relation_sentence(a_label: str, a: Mapping, b_label: str, b: Mapping, resolu
 
 
 def verdict_sentence(label: str, before: float | None, after: Mapping | None, delta: Mapping | None,
-                     resolution: float, where: str) -> str:
-    """'<label> ... on <where>: AP a -> b, delta d' with the word :func:`~posefix_bench.record.stats.judge` gives."""
+                     resolution: float, where: str, ci=None, ci_per_seed: Mapping | None = None) -> str:
+    """'<label> ... on <where>: AP a -> b, delta d' with the word :func:`~posefix_bench.record.stats.judge_ci`
+    gives from the seeds' intervals (``ci``: the seed mean's, quoted; ``ci_per_seed``), or without them the word
+    :func:`~posefix_bench.record.stats.judge` gives."""
     word = judge(delta, resolution)
     if word == "n/a":
         return f"{label}: no AP on {where}."
+    by_ci = judge_ci(ci_per_seed)
+    if by_ci is not None and ci is not None:
+        nums = (f"AP {f3(before)} -> {fmt_stat(after)}, delta {fmt_stat(delta, signed=True)} ({seeds_text(delta)}; "
+                f"{ci_text(ci, ci_per_seed)} over validation images)")
+        every = " on every seed" if delta["n"] > 1 else ""
+        return {"gain": f"{label} gains on {where}: {nums}; the interval excludes 0{every}.",
+                "worse": f"{label} makes things worse on {where}: {nums}; the interval lies below 0{every}.",
+                "no difference": f"{label} makes no difference on {where} that this validation set resolves: {nums}; "
+                                 f"the interval contains 0{every}.",
+                "unclear": f"{label} makes no clear difference on {where}: {nums}; the seeds' intervals disagree."
+                }[by_ci]
     nums = f"AP {f3(before)} -> {fmt_stat(after)}, delta {fmt_stat(delta, signed=True)} ({seeds_text(delta)})"
     if word == "gain":
         return f"{label} gains on {where}: {nums}."
@@ -104,33 +163,73 @@ def verdict_sentence(label: str, before: float | None, after: Mapping | None, de
             f"({f3(delta['min'], True)}..{f3(delta['max'], True)}).")
 
 
-def ranking_sentences(items: Sequence[tuple[str, Mapping | None]], resolution: float, where: str) -> list[str]:
-    """Rank (label, delta stat) by mean; say how the leader relates to the runner-up, which others are within its
-    noise bound, which make things worse and which make no difference."""
+def ranking_sentences(items: Sequence[tuple[str, Mapping | None]], resolution: float, where: str,
+                      cis: Mapping[str, Mapping | None] | None = None, paired=None) -> list[str]:
+    """Rank (label, delta stat) by mean; say how the leader relates to the runner-up, which others are tied with it
+    (within its noise bound), which make things worse and which make no difference. With intervals: ``cis``
+    ({label: {seed: [lo, hi]}} of each delta) judge each change, ``paired(a, b)`` (the record of a - b on shared
+    draws, or None) relates two labels."""
     ranked = sorted([(lab, st) for lab, st in items if st is not None], key=lambda t: -t[1]["mean"])
     if not ranked:
         return []
+    cis = cis or {}
+    pair = (lambda a, b: paired(a, b) if paired else None)  # noqa: E731
     out = [f"On {where}, by mean AP delta: " + "; ".join(f"{lab} {fmt_stat(st, signed=True)}" for lab, st in ranked)
            + "."]
     if len(ranked) > 1:
-        out.append(relation_sentence(*ranked[0], *ranked[1], resolution))
-        tied = [lab for lab, st in ranked[2:] if compare(ranked[0][1], st, resolution)["state"] == "tied"]
+        lead = ranked[0]
+        out.append(relation_sentence(*lead, *ranked[1], resolution, pair(lead[0], ranked[1][0])))
+        tied, by_ci = [], False
+        for lab, st in ranked[2:]:
+            p = pair(lead[0], lab)
+            if p and p.get("ci95") is not None and p.get("delta") is not None:
+                by_ci = True
+                if compare_ci(p["delta"], p["ci95"]) == "tied":
+                    tied.append(f"{lab} ({ci_text(p['ci95'])} of the difference)")
+            elif compare(lead[1], st, resolution)["state"] == "tied":
+                tied.append(lab)
         if tied:
-            out.append(f"Also within the noise bound of {ranked[0][0]}: {', '.join(tied)}.")
-    worse = [f"{lab} ({fmt_stat(st, signed=True)})" for lab, st in ranked if judge(st, resolution) == "worse"]
+            what = "tied with" if by_ci else "within the noise bound of"
+            out.append(f"Also {what} {lead[0]}: {', '.join(tied)}.")
+
+    def word(lab, st):
+        return judge_ci(cis.get(lab)) or judge(st, resolution)
+
+    worse = [f"{lab} ({fmt_stat(st, signed=True)})" for lab, st in ranked if word(lab, st) == "worse"]
     if worse:
         out.append("Makes things worse than the input: " + ", ".join(worse) + ".")
-    same = [f"{lab} ({fmt_stat(st, signed=True)})" for lab, st in ranked if judge(st, resolution) == "no difference"]
+    same = [f"{lab} ({fmt_stat(st, signed=True)})" for lab, st in ranked if word(lab, st) == "no difference"]
     if same:
-        out.append(f"No difference from the input (below the resolution {resolution:.3f}): " + ", ".join(same) + ".")
+        rule = ("the interval of the change contains 0" if any(judge_ci(cis.get(lab)) for lab, _ in ranked)
+                else f"below the resolution {resolution:.3f}")
+        out.append(f"No difference from the input ({rule}): " + ", ".join(same) + ".")
     return out
 
 
 # -- the default among alternatives --------------------------------------------------------------------------------
+def _default_by_ci(lab, default, d, other, o, what, rec) -> list[str]:
+    """The default against the best other ablation (or the runner-up) by the interval of their difference."""
+    diff, ci = rec["delta"], rec["ci95"]
+    nums = (f"{what}: {lab[default]} {fmt_stat(d, signed=True)}, {lab[other]} {fmt_stat(o, signed=True)}; "
+            f"{lab[default]} - {lab[other]} = {f3(diff, True)} AP, {ci_text(ci)} over validation images (same draws)")
+    state = compare_ci(diff, ci)
+    if state == "tied":
+        return [f"The default and the best alternative are tied on the {nums}: the interval contains 0, so the "
+                "measurements neither support nor contradict the default."]
+    if state == "ahead":
+        return [f"The default has the best {nums}: the interval excludes 0. The measurements support the default."]
+    seeds = " on one seed" if o["n"] == 1 else ""
+    return [f"**WARNING: {lab[other]} measured better than the default{seeds} on the {nums}: the interval excludes 0. "
+            "These measurements do not support the default.**"]
+
+
 def default_sentences(summaries: Mapping[str, Mapping], labels: Mapping[str, str], default: str | None,
-                      sources: Sequence[str], resolution: float | None, subset: str | None = None) -> list[str]:
+                      sources: Sequence[str], resolution: float | None, subset: str | None = None,
+                      paired=None) -> list[str]:
     """Whether the measurements support the ``default`` among the ablations of ``summaries`` ({name: metrics}):
-    AP delta averaged over the sources (on the occluded subset with ``subset='occluded'``)."""
+    AP delta averaged over the sources (on the occluded subset with ``subset='occluded'``). ``paired(a, b)``: the
+    record of a - b averaged over the sources on shared draws (``{"delta", "ci95"}``) or None; with one, the
+    interval decides (tied when it contains 0), else the noise bound."""
     names = list(summaries)
     if default is None or default not in names or len(names) < 2:
         return []
@@ -144,6 +243,10 @@ def default_sentences(summaries: Mapping[str, Mapping], labels: Mapping[str, str
     lab = labels
     d = dict(scored)[default]
     best, best_st = scored[0]
+    other, other_st = (scored[1] if best == default else (best, best_st))
+    rec = paired(default, other) if paired else None
+    if rec and rec.get("ci95") is not None and rec.get("delta") is not None:
+        return _default_by_ci(lab, default, d, other, other_st, what, rec)
     if best == default:
         runner, runner_st = scored[1]
         c = compare(d, runner_st, res)
@@ -288,13 +391,20 @@ def deficit_sentence(label_a: str, a: Mapping[int, float], label_b: str, b: Mapp
 
 
 def free_baseline_sentence(source: str, method: str, method_delta: float | None, refiner: str,
-                           refiner_delta: float | None, resolution: float) -> str | None:
-    """Whether a free post-processing method or the refiner moves a source's AP more (one seed each: a difference
-    within the resolution is a tie)."""
+                           refiner_delta: float | None, resolution: float, paired: Mapping | None = None) -> str | None:
+    """Whether a free post-processing method or the refiner moves a source's AP more: by the interval of method -
+    refiner on shared draws where ``paired`` (``{"delta", "ci95"}``) has one (a tie when it contains 0), else
+    (one seed each) a difference within the resolution is a tie."""
     if method_delta is None or refiner_delta is None:
         return None
     head = (f"On {source}, {method} changes AP by {f3(method_delta, True)} and the refiner {refiner} by "
             f"{f3(refiner_delta, True)}")
+    if paired and paired.get("ci95") is not None and paired.get("delta") is not None:
+        ci = ci_text(paired["ci95"])
+        if compare_ci(paired["delta"], paired["ci95"]) == "tied":
+            return f"{head}: a tie ({method} - refiner {f3(paired['delta'], True)} AP, {ci}, same draws)."
+        better = method if paired["delta"] > 0 else f"the refiner {refiner}"
+        return f"{head}: {better} does more, by {abs(paired['delta']):.3f} AP ({ci} of the difference, same draws)."
     if abs(method_delta - refiner_delta) <= resolution:
         return f"{head}: a tie at this resolution ({resolution:.3f})."
     better = method if method_delta > refiner_delta else f"the refiner {refiner}"
@@ -355,78 +465,4 @@ def family_trend_sentences(points: Sequence[tuple[str, float, float]], families:
         else:
             out.append(f"Within {fam} the gain {'shrinks' if change < 0 else 'grows'} as the input gets stronger: "
                        f"{steps}.")
-    return out
-
-
-# -- the refinement gate -------------------------------------------------------------------------------------------
-def _gate_one(src: str, ungated: Mapping | None, gated: Mapping | None, share: Mapping | None,
-              resolution: float) -> tuple[str, str, str]:
-    """(sentence, ungated word, gated word) for one source."""
-    u, g = judge(ungated, resolution), judge(gated, resolution)
-    if u == "n/a" or g == "n/a":
-        return f"On {src} there is no AP to compare the gated and ungated refinement with.", u, g
-    nums = f"ungated {fmt_stat(ungated, signed=True)}, gated {fmt_stat(gated, signed=True)} AP"
-    took = f"; the gate took {fmt_stat(share, as_pct=True)} of the refinable keypoints" if share else ""
-    if u == "worse":
-        if g == "worse":
-            text = f"On {src} refinement makes things worse and gating does not remove the harm ({nums}{took})."
-        else:
-            after = "a gain" if g == "gain" else f"within the resolution {resolution:.3f} of the input"
-            text = f"On {src} gating removes the harm of refinement: {nums}, {after}{took}."
-    elif u == "gain":
-        kept = gated["mean"] / ungated["mean"]
-        if g == "worse":
-            text = f"On {src} refinement gains ungated, but gated it makes things worse ({nums}{took})."
-        else:
-            text = f"On {src} refinement gains and gating keeps {pct(kept)} of the gain ({nums}{took})."
-    else:
-        what = ("seeds disagree on the sign of the ungated change" if u == "unclear"
-                else f"ungated refinement changes AP by less than the resolution {resolution:.3f}")
-        if g == "worse":
-            text = f"On {src} {what}, and gated it makes things worse ({nums}{took})."
-        elif g == "gain":
-            text = f"On {src} {what}; gated it gains ({nums}{took})."
-        else:
-            text = f"On {src} {what}, and gated it makes no clear difference either ({nums}{took})."
-    return text, u, g
-
-
-def gate_sentences(rows: Sequence[tuple[str, Mapping | None, Mapping | None, Mapping | None]],
-                   resolution: float) -> list[str]:
-    """Whether gating removes the harm of refinement on each source and what share of the gain it keeps.
-
-    ``rows``: (source, ungated AP delta, gated AP delta, accepted share), seed stats of the two readings of the same
-    refinement pass. A source is harmed when the ungated delta makes things worse (:func:`judge`); the gate removes
-    the harm when the gated delta does not; the share kept is the gated over the ungated mean delta where the
-    ungated one is a gain. The last sentence sums up over the sources.
-    """
-    out, harmed, removed, kept, new_harm = [], [], [], [], []
-    for src, ungated, gated, share in rows:
-        text, u, g = _gate_one(src, ungated, gated, share, resolution)
-        out.append(text)
-        if u == "worse":
-            harmed.append(src)
-            if g != "worse":
-                removed.append(src)
-        elif g == "worse":
-            new_harm.append(src)
-        if u == "gain" and g != "worse":
-            kept.append(gated["mean"] / ungated["mean"])
-    if not rows:
-        return out
-    n = len(rows)
-    if not harmed:
-        summary = f"Ungated refinement made things worse on none of the {plural(n, 'source')}"
-    elif len(removed) == len(harmed):
-        summary = ("Gating removes the harm on every source where ungated refinement made things worse "
-                   f"({', '.join(harmed)})")
-    else:
-        left = [h for h in harmed if h not in removed]
-        summary = (f"Gating removes the harm on {len(removed)} of the {len(harmed)} sources where ungated refinement "
-                   f"made things worse; it remains on {', '.join(left)}")
-    if kept:
-        summary += f"; where refinement gained, the gate keeps {pct(float(np.mean(kept)))} of the gain on average"
-    if new_harm:
-        summary += f"; gated refinement makes things worse on {', '.join(new_harm)}, where ungated it did not"
-    out.append(summary + ".")
     return out

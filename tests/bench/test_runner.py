@@ -16,8 +16,10 @@ from posefix_bench.structures.coco import CocoDataset, coco_split_paths
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _profile(folder: Path, mmpose: bool = False) -> Path:
+def _profile(folder: Path, mmpose: bool = False, occluded: bool = False) -> Path:
     folder.mkdir()
+    lower = ("    occluded_split=dict(images=4, seed=1),\n    comparisons=[dict(name='Head variants', tag='head', "
+             "question='?'), dict(name='Lower body', tag='head', subset='occluded', question='?')])\n")
     base = REPO / "ablations" / "_base_" / "quick.py"
     extra = ("dict(name='sb-untrained', type='mmpose', card='sandbox-simplebaseline-r18-64x48', untrained=True)"
              if mmpose else "")
@@ -25,8 +27,8 @@ def _profile(folder: Path, mmpose: bool = False) -> Path:
         "profile = dict(name='tiny', description='test', data=dict(kind='sandbox', params=dict(seed=3, train=10, val=6)),\n"
         f"    sources=[dict(name='synthetic-paper', type='synthetic', mix='paper', seed=5), {extra}],\n"
         "    seeds=[0], refine=dict(batch_size=16), fps=dict(batches=[2], precisions=['fp32'], threads=1),\n"
-        "    default_ablation='r18_64x48_paper_lb-off_prior+skip',\n"
-        "    comparisons=[dict(name='Head variants', tag='head', question='?')])\n")
+        "    default_ablation='r18_64x48_paper_lb-off_prior+skip', bootstrap=dict(resamples=200, seed=0),\n"
+        + (lower if occluded else "    comparisons=[dict(name='Head variants', tag='head', question='?')])\n"))
     for head in ("prior+skip", "posefix"):
         (folder / f"r18_64x48_paper_lb-off_{head}.py").write_text(
             f"_base_ = ['{base}']\nmodel = dict(head='{head}')\n"
@@ -38,7 +40,7 @@ def _profile(folder: Path, mmpose: bool = False) -> Path:
 
 @pytest.mark.slow
 def test_bench_end_to_end_and_cache(tmp_path):
-    profile = _profile(tmp_path / "tiny")
+    profile = _profile(tmp_path / "tiny", occluded=True)
     cache, out = tmp_path / "cache", tmp_path / "reports"
     spec = RunSpec(profile=str(profile), out_dir=str(out), cache_root=str(cache), jobs=2, threads=1)
     record = run_bench(spec)
@@ -59,6 +61,38 @@ def test_bench_end_to_end_and_cache(tmp_path):
     assert record.evaluator in ("pycocotools", "hotcoco") and record.data_warnings == []
     finals = {p: p.stat().st_mtime_ns for p in cache.glob("train/*/final.pth")}
     assert len(finals) == 2
+    # the paired bootstrap: an interval beside every delta, and the two heads compared on the same draws
+    for a in record.ablations:
+        m = a.metrics["sources"]["synthetic-paper"]
+        (run,) = a.runs
+        assert run.bootstrap["resamples"] == 200 and Path(run.bootstrap["samples"]).is_file()
+        assert m["ci95"] == m["ci95_per_seed"]["0"] == run.bootstrap["all"]["ci95"] and m["ci95"][0] <= m["ci95"][1]
+        assert run.bootstrap["all"]["other"]["value"] == run.ap_after["AP"]
+        assert a.metrics["overall_ci95"]["all"] == pytest.approx(m["ci95"])  # one source: its own interval
+        assert all(len(b["counts_ci95"]["net"]) == 2 for b in m["per_confidence"].values() if b["counts_ci95"])
+        assert a.metrics["bootstrap"]["resamples"] == 200 and a.metrics["bootstrap"]["seconds"] > 0
+    heads = {a.name: a for a in record.ablations}
+    vs = heads["r18_64x48_paper_lb-off_prior+skip"].metrics["paired"]["r18_64x48_paper_lb-off_posefix"]["all"]
+    back = heads["r18_64x48_paper_lb-off_posefix"].metrics["paired"]["r18_64x48_paper_lb-off_prior+skip"]["all"]
+    diff = (heads["r18_64x48_paper_lb-off_prior+skip"].runs[0].ap_after["AP"]
+            - heads["r18_64x48_paper_lb-off_posefix"].runs[0].ap_after["AP"])
+    assert vs["sources"]["synthetic-paper"]["delta"] == pytest.approx(diff) == vs["overall"]["delta"]
+    assert back["overall"]["ci95"] == pytest.approx([-vs["overall"]["ci95"][1], -vs["overall"]["ci95"][0]])
+    assert record.timings["bootstrap"] > 0
+    # the dedicated occluded split: every person behind an occluder; the compared heads' occluded subset comes from it
+    split = record.data.occluded_split
+    assert split["images"] == 4 and split["occluded_persons"] >= 4 and split["sources"] == ["synthetic-paper"]
+    for a in record.ablations:
+        (run,) = a.runs
+        occ = a.metrics["sources"]["synthetic-paper"]["occluded"]
+        assert run.occluded["split"] == "dedicated" and occ["persons"] == split["occluded_persons"]
+        assert occ["split"] == "dedicated" and occ["images"] == 4 and occ["ci95"] == run.bootstrap["occluded"]["ci95"]
+        assert occ["ap_before"] == run.bootstrap["occluded"]["base"]["value"] and occ["per_confidence"]
+    lower = heads["r18_64x48_paper_lb-off_prior+skip"].metrics["paired"]["r18_64x48_paper_lb-off_posefix"]
+    vs_occ = lower["occluded"]["sources"]["synthetic-paper"]
+    assert vs_occ["delta"] == pytest.approx(heads["r18_64x48_paper_lb-off_prior+skip"].runs[0].occluded["ap_after"]
+                                            - heads["r18_64x48_paper_lb-off_posefix"].runs[0].occluded["ap_after"])
+    assert len(vs_occ["ci95"]) == 2 and lower["occluded_per_confidence"]["synthetic-paper"]
 
     # the default refiner: gate calibrated on the training hold-out, gated beside ungated from one pass
     default = record.ablation("r18_64x48_paper_lb-off_prior+skip")
@@ -74,6 +108,7 @@ def test_bench_end_to_end_and_cache(tmp_path):
     assert math.isfinite(g["delta_ungated"]["mean"]) and math.isfinite(g["delta_gated"]["mean"])
     assert g["delta_ungated"]["mean"] == pytest.approx(run.ap_after["AP"] - run.ap_before["AP"])
     assert 0.0 <= g["accepted_share"]["mean"] <= 1.0
+    assert g["ci95_ungated_per_seed"]["0"] == run.bootstrap["all"]["ci95"] and len(g["ci95_gated_per_seed"]["0"]) == 2
     assert set(g["per_keypoint"]) and all(0.0 <= v["mean"] <= 1.0 for v in g["per_keypoint"].values() if v)
     done = {p: p.stat().st_mtime_ns for p in cache.glob("*/*/DONE")}
     assert any(p.parent.parent.name == "calibrate" for p in done) and any(p.parent.parent.name == "gate" for p in done)

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from posefix_bench.evaluation.coco_eval import evaluate
@@ -102,3 +103,44 @@ def test_diagnose_5k_command(benchmark, big, tmp_path, plots):
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "diagnosis.json").read_text())["ap"] == reference["metrics"]
     assert len(list(out.glob("*.svg"))) == (4 if plots else 0)
+
+
+# -- the paired bootstrap at the quick profile's validation size -------------------------------------------------
+BOOT_COPIES = 10  # coco-mini val x 10: 960 images, 910 persons (quick: 300 images, ~900 persons; the draws' cost
+# grows with the detections, the images cost little)
+
+
+@pytest.fixture(scope="module")
+def quick_size(val_gt_path, tmp_path_factory):
+    """Two results lists over coco-mini val tiled ten times (the input and a 'refined' one with other noise)."""
+    from posefix_bench.evaluation.bootstrap import match_table
+
+    folder = tmp_path_factory.mktemp("boot")
+    gt = CocoDataset(tiled_gt(val_gt_path, BOOT_COPIES, folder / "person_keypoints_tiled.json"))
+    a = varied_results(gt, seed=0, per_person=1.5, absent=0.0, ties=False)
+    b = varied_results(gt, seed=1, per_person=1.5, absent=0.0, ties=False)
+    return gt, a, match_table(gt, a), match_table(gt, b)
+
+
+@pytest.mark.benchmark(group="bootstrap-quick-size")
+def test_paired_bootstrap_1000_draws(benchmark, quick_size):
+    """One pair's 1,000 paired draws from its two match tables (target: <= 2 s on 2 cores)."""
+    from posefix_bench.evaluation.bootstrap import paired_interval
+
+    gt, _, a, b = quick_size
+    assert 850 <= a.npig.sum() <= 1000
+    benchmark.extra_info.update(_machine(), detections=int(a.scores.size + b.scores.size))
+    rec = benchmark.pedantic(paired_interval, args=(a, b), kwargs={"resamples": 1000, "seed": 0}, rounds=3,
+                             iterations=1)
+    assert rec["resamples"] == 1000 and rec["ci95"][0] <= rec["delta"] <= rec["ci95"][1]
+
+
+@pytest.mark.benchmark(group="bootstrap-quick-size")
+def test_match_table_one_side(benchmark, quick_size):
+    """What the bootstrap adds before its draws: pycocotools' per-image matching of one results list."""
+    from posefix_bench.evaluation.bootstrap import match_table
+
+    gt, results, a, _ = quick_size
+    benchmark.extra_info.update(_machine())
+    table = benchmark.pedantic(match_table, args=(gt, results), rounds=3, iterations=1)
+    assert np.array_equal(table.matched, a.matched)

@@ -51,3 +51,30 @@ def test_crops_are_the_biggest_ks_changes_with_what_drawing_them_takes(val_gt):
     kp = np.asarray(results[first["result_index"]]["keypoints"]).reshape(-1, 3)
     present = poses[1, :, 2] > 0
     assert np.allclose(poses[1, present, :2], kp[present, :2])
+
+
+def test_the_pass_bootstraps_the_pair_on_shared_draws(val_gt):
+    from posefix_bench.evaluation.bootstrap import interval, match_table, paired_interval
+
+    results, refined = _pair(val_gt)
+    ids = [a["id"] for a in val_gt.coco.dataset["annotations"] if a.get("num_keypoints", 0) >= 10][:20]
+    rec = analyse_pair(val_gt, results, refined, subset_ids=ids, bootstrap={"resamples": 300, "seed": 1})
+    boot, samples = rec["bootstrap"], rec["bootstrap_samples"]
+    diag = rec["diagnosis"]
+    assert boot["resamples"] == 300 and boot["seed"] == 1 and boot["seconds"] > 0
+    # the point values are pycocotools' (the diagnosis' AP and the subset's), the interval that of the pair
+    assert boot["all"]["base"]["value"] == diag["ap"]["AP"]
+    assert boot["all"]["other"]["value"] == diag["refined"]["ap"]["AP"]
+    assert boot["occluded"]["base"]["value"] == rec["occluded"]["ap_before"]
+    assert boot["occluded"]["other"]["value"] == rec["occluded"]["ap_after"]
+    alone = paired_interval(match_table(val_gt, results), match_table(val_gt, refined), resamples=300, seed=1)
+    assert boot["all"]["ci95"] == alone["ci95"] and boot["all"]["images"] == alone["images"] == len(val_gt.image_ids)
+    assert boot["all"]["ci95"][1] < 0  # the worse mix loses AP on every draw's bulk
+    assert boot["occluded"]["images"] == len({val_gt.coco.anns[i]["image_id"] for i in ids})
+    assert samples["all_before"].shape == (300,) and samples["fixed"].shape == (300, 4)
+    # per confidence bin: the identity counts are the diagnosis' transitions, the intervals those of the draws
+    for i, (label, per) in enumerate(boot["per_confidence"].items()):
+        tr = diag["transitions"]["per_confidence"][label]
+        assert per["fixed"] == tr["fixed_total"] and per["broken"] == tr["broken"]["broken"]
+        assert per["net"] == tr["net_fixed"] and per["fixed_ci95"] == interval(samples["fixed"][:, i])
+    assert analyse_pair(val_gt, results, refined)["bootstrap"] is None

@@ -1,9 +1,10 @@
 """The sentences that judge results: their rules on hand-made seed stats."""
 
 from posefix_bench.record.stats import compare, judge, resolution, seed_stat
+from posefix_bench.reporting.gate_verdicts import gate_sentences
 from posefix_bench.reporting.verdicts import (
     component_sentences, curve_means, curve_sources, default_sentences, deficit_sentence, family_trend_sentences, fmt_stat,
-    free_baseline_sentence, gain_trend_sentence, gate_sentences, ranking_sentences, relation_sentence, verdict_sentence,
+    free_baseline_sentence, gain_trend_sentence, ranking_sentences, relation_sentence, verdict_sentence,
 )
 
 
@@ -218,3 +219,77 @@ def test_gain_plot_joins_each_family():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["family A"]
     assert sorted(t.get_text() for t in ax.texts) == ["a0", "a1", "a2", "b"]
     assert gain_input_figure(pts[:1], "r") is None
+
+
+# -- with the paired bootstrap's intervals (issue 27) ---------------------------------------------------------------
+def test_judging_by_intervals_on_every_seed():
+    from posefix_bench.record.stats import compare_ci, judge_ci
+
+    assert judge_ci({"0": [0.01, 0.03], "1": [0.002, 0.02]}) == "gain"
+    assert judge_ci({"0": [-0.03, -0.01]}) == "worse"
+    assert judge_ci({"0": [-0.01, 0.03], "1": [-0.02, 0.01]}) == "no difference"
+    assert judge_ci({"0": [0.01, 0.03], "1": [-0.01, 0.02]}) == "unclear"  # a gain on one seed only
+    assert judge_ci(None) is None and judge_ci({"0": [0.01, 0.02], "1": None}) is None
+    assert compare_ci(0.004, [-0.002, 0.01]) == "tied" and compare_ci(0.02, [0.01, 0.03]) == "ahead"
+    assert compare_ci(-0.02, [-0.03, -0.01]) == "behind"
+
+
+def test_sentences_quote_the_interval_and_keep_the_seed_spread():
+    delta = seed_stat({0: 0.004, 1: 0.006})
+    per_seed = {"0": [0.001, 0.008], "1": [0.002, 0.01]}
+    # below the old resolution 0.023, but both seeds' intervals exclude 0: a gain
+    text = verdict_sentence("It", 0.5, seed_stat({0: 0.504, 1: 0.506}), delta, 0.023, "src", [0.002, 0.008], per_seed)
+    assert text == ("It gains on src: AP 0.500 -> 0.505 [0.504..0.506], delta +0.005 [+0.004..+0.006] (2 seeds; "
+                    "95% interval [+0.002, +0.008] (per seed s0 [+0.001, +0.008], s1 [+0.002, +0.010]) over "
+                    "validation images); the interval excludes 0 on every seed.")
+    tie = verdict_sentence("It", 0.5, seed_stat({0: 0.54}), seed_stat({0: 0.04}), 0.001, "src", [-0.01, 0.09],
+                           {"0": [-0.01, 0.09]})
+    assert "makes no difference on src that this validation set resolves" in tie and "contains 0" in tie
+    # old records (no interval): the resolution heuristic
+    assert "below the resolution 0.023" in verdict_sentence("It", 0.5, seed_stat({0: 0.504, 1: 0.506}), delta,
+                                                            0.023, "src")
+    a, b = seed_stat({0: 0.05, 1: 0.06}), seed_stat({0: 0.01, 1: 0.02})
+    tied = relation_sentence("a", a, "b", b, 0.001, {"delta": 0.04, "ci95": [-0.01, 0.08]})
+    assert tied.startswith("a and b are tied: a - b = +0.040 AP, 95% interval [-0.010, +0.080]")
+    assert "seed spread 0.010" in tied and "contains 0" in tied
+    ahead = relation_sentence("a", a, "b", b, 0.5, {"delta": 0.04, "ci95": [0.01, 0.07]})
+    assert ahead.startswith("a is ahead of b by 0.040 AP (95% interval [+0.010, +0.070]") and "excludes 0" in ahead
+
+
+def test_a_ranking_and_the_default_by_intervals():
+    items = [("a", seed_stat({0: 0.05})), ("b", seed_stat({0: 0.01})), ("c", seed_stat({0: 0.002}))]
+    cis = {"a": {"0": [0.03, 0.07]}, "b": {"0": [-0.01, 0.03]}, "c": {"0": [-0.01, 0.012]}}
+    diffs = {("a", "b"): {"delta": 0.04, "ci95": [-0.005, 0.09]}, ("a", "c"): {"delta": 0.048, "ci95": [0.02, 0.08]}}
+    text = " ".join(ranking_sentences(items, 0.02, "src", cis, lambda x, y: diffs.get((x, y))))
+    assert "a and b are tied: a - b = +0.040 AP" in text and "Also tied with" not in text
+    assert "No difference from the input (the interval of the change contains 0): b (+0.010), c (+0.002)" in text
+    labels = {n: n for n in ("none", "pk")}
+    sums = {"none": _summary("none", "posefix", [0.00, 0.02]), "pk": _summary("pk", "prior+skip", [0.12, 0.14])}
+    rec = {("none", "pk"): {"delta": -0.12, "ci95": [-0.2, 0.01]}, ("pk", "none"): {"delta": 0.12, "ci95": [0.05, 0.2]}}
+    tied = " ".join(default_sentences(sums, labels, "none", ["s"], 0.005, paired=lambda x, y: rec.get((x, y))))
+    assert "tied" in tied and "WARNING" not in tied and "95% interval [-0.200, +0.010]" in tied
+    assert "support the default" in " ".join(default_sentences(sums, labels, "pk", ["s"], 0.005,
+                                                               paired=lambda x, y: rec.get((x, y))))
+    rec[("none", "pk")] = {"delta": -0.12, "ci95": [-0.2, -0.05]}
+    assert "WARNING" in " ".join(default_sentences(sums, labels, "none", ["s"], 0.005,
+                                                   paired=lambda x, y: rec.get((x, y))))
+
+
+def test_a_free_baseline_against_the_refiner_by_interval():
+    tie = free_baseline_sentence("s", "flip-test", 0.01, "R", 0.03, 0.001, {"delta": -0.02, "ci95": [-0.05, 0.01]})
+    assert tie == ("On s, flip-test changes AP by +0.010 and the refiner R by +0.030: a tie (flip-test - refiner "
+                   "-0.020 AP, 95% interval [-0.050, +0.010], same draws).")
+    more = free_baseline_sentence("s", "dark", 0.01, "R", 0.03, 0.5, {"delta": -0.02, "ci95": [-0.03, -0.01]})
+    assert more.endswith("the refiner R does more, by 0.020 AP (95% interval [-0.030, -0.010] of the difference, "
+                         "same draws).")
+
+
+def test_gate_readings_judged_by_their_intervals():
+    ungated, gated = seed_stat({0: -0.004}), seed_stat({0: 0.001})
+    rows = [("s", ungated, gated, seed_stat({0: 0.5}))]
+    # below the resolution 0.01 either way, but the ungated interval lies below 0: harm, which the gate removes
+    text = gate_sentences(rows, 0.01, {"s": ({"0": [-0.008, -0.001]}, {"0": [-0.002, 0.004]})})
+    assert text[0] == ("On s gating removes the harm of refinement: ungated -0.004 (95% interval [-0.008, -0.001]), "
+                       "gated +0.001 (95% interval [-0.002, +0.004]) AP, no change the validation set resolves; the "
+                       "gate took 50% of the refinable keypoints.")
+    assert "changes AP by less than the resolution 0.010" in gate_sentences(rows, 0.01)[0]  # no intervals
