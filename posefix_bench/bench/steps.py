@@ -158,7 +158,7 @@ class BenchSteps(SourceSteps, GateSteps):
             return self._occluded_view
         import copy
 
-        from posefix_bench.engine.sandbox import SandboxParams, ensure_sandbox, occluded_person_ids, read_manifest
+        from posefix_bench.engine.sandbox import SandboxParams, ensure_sandbox, occluded_person_ids
 
         data = self.data()
         if data.kind != "sandbox":
@@ -166,8 +166,13 @@ class BenchSteps(SourceSteps, GateSteps):
         images = SMOKE["val_images"] if self.smoke else int(spec["images"])
         params = SandboxParams(**dict(self.profile.data.get("params", {}), seed=int(spec.get("seed", 1)), train=0,
                                       val=images, occluder_p=1.0))
-        root = ensure_sandbox(self.cache_root / "sandbox", params, progress=self.progress)
-        seconds = read_manifest(root).get("seconds")  # the generation's own time, also when reused from the cache
+        step = self.cache.step("occluded-split", {"sandbox": params.digest()})  # keeps what generating it cost
+        with step.lock():
+            t0 = time.perf_counter()
+            root = ensure_sandbox(self.cache_root / "sandbox", params, progress=self.progress)
+            if not step.done:
+                step.mark_done({"seconds": time.perf_counter() - t0})
+        seconds = step.summary().get("seconds")  # the generation's own time, also when reused from the cache
         val = CocoDataset(coco_split_paths(root, "val")[0])
         view = copy.copy(self)
         view._data = BenchData(data.root, data.train_split, data.val_split, data.fingerprint, data.kind,

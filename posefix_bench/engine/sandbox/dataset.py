@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -228,7 +227,6 @@ def generate_sandbox(
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
     try:
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the data set is not
-        t0 = time.perf_counter()
         manifest = {"format": MANIFEST_FORMAT, "generator_version": GENERATOR_VERSION, "params": asdict(params),
                     "digest": params.digest(), "splits": {}}
         for split in SPLITS:
@@ -238,7 +236,6 @@ def generate_sandbox(
             data = _coco_file(params, split, records)
             atomic_write_json(ann_path, data, indent=None)
             manifest["splits"][split] = annotation_stats(data)
-        manifest["seconds"] = time.perf_counter() - t0  # what generating it cost (not part of its fingerprint)
         atomic_write_json(tmp / "manifest.json", manifest)
         _move_into_place(tmp, out, replace)
     except BaseException:
