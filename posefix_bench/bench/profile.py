@@ -3,7 +3,8 @@
 A profile is a folder ``ablations/<profile>/`` holding
 
 - ``_profile_.py``: an mmengine config with one ``profile`` dict (data, sources, seeds, refinement and FPS
-  settings, and the comparisons the index draws);
+  settings, the comparisons the index draws, and the refinement ``methods`` compared on every source,
+  :mod:`posefix_bench.bench.method_steps`);
 - one refiner config per ablation (every ``*.py`` not starting with ``_``), each a ``_base_`` plus the few lines it
   changes, its file name saying which factors it sets (``r18_64x48_paper_lb-off_skip.py``). An ablation may
   carry a ``bench = dict(seeds=[0, 1], tags=[...])`` section that the trainer ignores.
@@ -63,6 +64,7 @@ class Profile:
     comparisons: tuple[dict, ...] = ()
     default_ablation: str | None = None
     raw: dict = field(default_factory=dict)
+    methods: tuple[dict, ...] = ()  # refinement methods run on every source (bench.method_steps)
 
     def ablation(self, name: str) -> Ablation:
         for a in self.ablations:
@@ -126,6 +128,10 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
         if named is not None and (not named or any(n not in names for n in named)):
             raise file_error(spec_file, f"{section}.sources {list(named)} must name sources of the profile "
                                         f"({', '.join(names)})")
+    from posefix_bench.bench.method_steps import check_methods
+
+    every = [p.stem for p in folder.glob("*.py") if not p.name.startswith("_")]
+    methods = check_methods(raw.get("methods"), every, raw.get("default_ablation"), spec_file)
     return Profile(
         name=str(raw.get("name", folder.name)),
         folder=folder,
@@ -138,6 +144,7 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
         comparisons=tuple(dict(c) for c in raw.get("comparisons", ())),
         default_ablation=raw.get("default_ablation"),
         raw=raw,
+        methods=methods,
     )
 
 

@@ -1,0 +1,111 @@
+"""Refinement methods in the bench: a tiny profile gains a ``command`` method and a ``python`` method (from a module
+under tmp_path, no package file edited) beside identity and the default posefix refiner; the bench runs each on
+every source through the same analysis as the ablations and writes ``methods/<method>/metrics.json`` and the index's
+"Refinement methods" table."""
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from posefix_bench.bench.profile import load_profile
+from posefix_bench.cli import main
+from posefix_bench.errors import PosefixError
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT = "r18_64x48_paper_lb-off_prior+skip"
+
+SHIFT = """
+import json, sys
+records = json.load(open(sys.argv[1]))
+for r in records:
+    r["keypoints"] = [v + 1.5 if i % 3 == 0 else v for i, v in enumerate(r["keypoints"])]
+json.dump(records, open(sys.argv[2], "w"))
+"""
+SNAP = """
+def snap(results, images, gt):
+    assert images.is_dir() and gt.is_file()
+    return [dict(r, keypoints=[round(v) if i % 3 != 2 else v for i, v in enumerate(r["keypoints"])])
+            for r in results]
+"""
+
+
+def _profile(folder: Path, methods: str) -> Path:
+    folder.mkdir()
+    base = REPO / "ablations" / "_base_" / "quick.py"
+    (folder / "_profile_.py").write_text(
+        "profile = dict(name='tiny', description='test', data=dict(kind='sandbox', params=dict(seed=3, train=10, "
+        "val=6)),\n"
+        "    sources=[dict(name='synthetic-paper', type='synthetic', mix='paper', seed=5)],\n"
+        "    seeds=[0], refine=dict(batch_size=16), fps=dict(batches=[2], precisions=['fp32'], threads=1),\n"
+        f"    default_ablation='{DEFAULT}',\n"
+        f"    methods={methods})\n")
+    (folder / f"{DEFAULT}.py").write_text(
+        f"_base_ = ['{base}']\nmodel = dict(head='prior+skip')\n"
+        "data = dict(sandbox=dict(seed=3, train=10, val=6), holdout=2)\n"
+        "train = dict(max_iters=4, batch_size=8, checkpoint_interval=2, log_interval=2)\n")
+    return folder
+
+
+@pytest.fixture
+def external(tmp_path, monkeypatch):
+    """A refiner script and a refiner module, both outside the package (the module importable from tmp_path)."""
+    (tmp_path / "shift.py").write_text(textwrap.dedent(SHIFT))
+    (tmp_path / "my_snap.py").write_text(textwrap.dedent(SNAP))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_bench_runs_command_and_python_methods_beside_identity_and_posefix(tmp_path, external, capsys):
+    methods = ("[dict(name='posefix', type='posefix'), dict(name='identity', type='identity'), "
+               f"dict(name='shift', type='command', command='{sys.executable} {external / 'shift.py'} "
+               "{input} {output}'), dict(name='snap', type='python', callable='my_snap:snap')]")
+    profile = _profile(tmp_path / "tiny", methods)
+    out, cache = tmp_path / "reports", tmp_path / "cache"
+    assert main(["bench", "--profile", str(profile), "--out", str(out), "--cache", str(cache), "--jobs", "1"]) == 0
+    bench = json.loads((out / "tiny" / "bench.json").read_text())
+    assert [m["name"] for m in bench["methods"]] == ["posefix", "identity", "shift", "snap"]
+    records = {m: json.loads((out / "tiny" / "methods" / m / "metrics.json").read_text())
+               for m in ("posefix", "identity", "shift", "snap")}
+    for name, rec in records.items():
+        src = rec["sources"]["synthetic-paper"]
+        assert rec["method"] == name and 0.0 <= src["ap_before"] <= 1.0
+        assert src["delta"]["mean"] == pytest.approx(src["ap_after"]["mean"] - src["ap_before"])
+        assert src["samples_per_s"] > 0 and src["persons"] > 0
+        assert set(src["fixed"]) and src["per_keypoint"]["after"]
+    assert records["identity"]["sources"]["synthetic-paper"]["delta"]["mean"] == 0.0  # exactly
+    assert records["shift"]["sources"]["synthetic-paper"]["delta"]["mean"] != 0.0  # the program's keypoints count
+    # the posefix method ran the default ablation's calibrated refiner, with its gate as today
+    assert records["posefix"]["options"]["checkpoint"].endswith(".pth")
+    ablation_ap = bench["ablations"][0]["runs"][0]["gate"]["ap_after"]["AP"]
+    assert records["posefix"]["sources"]["synthetic-paper"]["ap_after"]["mean"] == pytest.approx(ablation_ap)
+    index = (out / "tiny" / "index.md").read_text()
+    assert "## Refinement methods" in index and "[shift](methods/shift/metrics.json)" in index
+    assert "On synthetic-paper, the best method is" in index
+    # the bench again: every method step from the cache; an edited external refiner reruns its own step only
+    done = {p: p.stat().st_mtime_ns for p in cache.glob("method/*/DONE")}
+    assert len(done) == 4
+    (external / "shift.py").write_text(textwrap.dedent(SHIFT).replace("1.5", "2.5"))
+    assert main(["bench", "--profile", str(profile), "--out", str(out), "--cache", str(cache), "--jobs", "1"]) == 0
+    again = {p: p.stat().st_mtime_ns for p in cache.glob("method/*/DONE")}
+    assert len(again) == 5 and sum(again.get(p) == t for p, t in done.items()) == 4
+
+
+@pytest.mark.parametrize("methods, words", [
+    ("[dict(name='a', type='identity'), dict(name='a', type='identity')]", "two methods are named 'a'"),
+    ("[dict(name='a', type='nope')]", "unknown refinement method 'nope'"),
+    ("[dict(name='a', type='identity', colour=1)]", "unknown option 'colour'"),
+    ("[dict(name='a', type='command', command='no-such-program-xyz {input} {output}')]", "not found"),
+    ("[dict(name='a', type='python', callable='no_such_module_xyz:f')]", "cannot be imported"),
+    ("[dict(name='a', type='posefix', ablation='nope')]", "ablation 'nope' is not an ablation"),
+    ("[dict(name='a', type='posefix', checkpoint='x.pth')]", "'checkpoint' is set by the bench"),
+    ("[dict(type='identity')]", "needs a 'name' and a 'type'"),
+])
+def test_methods_are_checked_when_the_profile_loads(tmp_path, methods, words):
+    profile = _profile(tmp_path / "tiny", methods)
+    with pytest.raises(PosefixError, match="_profile_.py: ") as e:
+        load_profile(str(profile))
+    assert words in str(e.value) and "\n" not in str(e.value)
