@@ -9,6 +9,9 @@ refinement pass timed alone (the estimator's time apart; the method's loading, e
 then the same one-pass analysis as an ablation's refinement (:meth:`~posefix_bench.bench.steps.BenchSteps.analyse`:
 AP, fixed / broken per error type, per keypoint, the occluded subset).
 
+A ``re-estimate`` method's ``estimator`` names an mmpose source of the profile (its card, and for a source trained
+here the estimator the bench trained) or any mmpose card.
+
 A ``posefix`` method runs a refiner the profile trains: the ablation its ``ablation`` option names (default: the
 profile's default ablation), that ablation's first seed, with the calibrated gate where the bench calibrates one
 (the default ablation's), as today's ``refine``; the profile's ``refine`` settings apply unless the entry sets them.
@@ -32,17 +35,31 @@ from posefix_bench.errors import PosefixError, file_error
 __all__ = ["BENCH_KEYS", "check_methods", "method_entries", "method_files", "MethodSteps", "run_methods"]
 
 BENCH_KEYS = ("name", "type", "ablation")  # what the bench reads from an entry; every other key is a method option
-_POSEFIX_FROM_BENCH = ("checkpoint", "device")  # a posefix method's options the bench fills in
+_FROM_BENCH = {"posefix": ("checkpoint", "device"), "re-estimate": ("checkpoint", "untrained", "device")}
 
 
 def _options(entry: dict) -> dict:
     return {k: v for k, v in entry.items() if k not in ("type", "ablation")}
 
 
-def check_methods(entries, ablations: Sequence[str], default: str | None, spec_file: Path) -> tuple[dict, ...]:
+def _estimator_card(entry: dict, sources: Sequence[dict]) -> dict:
+    """A re-estimate entry's ``estimator`` as a card: a profile source of an mmpose type names its card; anything
+    else is taken as a card name (checked when the method is built)."""
+    spec = next((s for s in sources if s.get("name") == entry.get("estimator")), None)
+    if spec is None:
+        return {}
+    if spec.get("type") not in ("mmpose", "mmpose-trained"):
+        raise PosefixError(f"method {entry['name']!r}: estimator {spec['name']!r} is a {spec.get('type')} source, "
+                           "not an mmpose estimator")
+    return {"estimator": spec["card"]}
+
+
+def check_methods(entries, ablations: Sequence[str], default: str | None, spec_file: Path,
+                  sources: Sequence[dict] = ()) -> tuple[dict, ...]:
     """A profile's ``methods`` checked before any work: entries with a unique ``name`` and a known ``type`` whose
     options the method takes; a ``posefix`` method's ``ablation`` (or the default ablation) among ``ablations``
-    (all of the profile's, ``--only`` aside). Returns the entries as dicts."""
+    (all of the profile's, ``--only`` aside); a ``re-estimate`` method's ``estimator`` an mmpose source of the
+    profile (``sources``) or an mmpose card. Returns the entries as dicts."""
     from posefix_bench.methods import build_method
     from posefix_bench.methods.posefix import PosefixMethod
     from posefix_bench.registry import check_options
@@ -65,10 +82,15 @@ def check_methods(entries, ablations: Sequence[str], default: str | None, spec_f
                 if ablation is None or ablation not in ablations:
                     raise PosefixError(f"{where}: ablation {ablation!r} is not an ablation of the profile "
                                        "(name one with ablation=..., or set default_ablation)")
-                taken = sorted(set(e) & set(_POSEFIX_FROM_BENCH))
+                taken = sorted(set(e) & set(_FROM_BENCH["posefix"]))
                 if taken:
                     raise PosefixError(f"{where}: {taken[0]!r} is set by the bench (the ablation's refiner)")
                 check_options("method", e["name"], PosefixMethod.__init__, _options(e))
+            elif e["type"] == "re-estimate":
+                taken = sorted(set(e) & set(_FROM_BENCH["re-estimate"]))
+                if taken:
+                    raise PosefixError(f"{where}: {taken[0]!r} is set by the bench (from the estimator source)")
+                build_method(e["type"], **_options(dict(e, **_estimator_card(e, sources))))
             else:
                 if "ablation" in e:
                     raise PosefixError(f"{where}: 'ablation' is an option of posefix methods only")
@@ -126,6 +148,20 @@ class MethodSteps:
         opts.update(checkpoint=checkpoint, device=self.device)
         return opts, {"ablation": ablation.name, "seed": ablation.seeds[0], "refiner": key, "gated": gated}
 
+    def method_estimator(self, entry: dict) -> tuple[dict, dict]:
+        """(the re-estimate options the bench fills in, the cache-key part naming the estimator's weights)."""
+        spec = next((s for s in self.profile.sources if s["name"] == entry["estimator"]), None)
+        filled = {"device": self.device, **_estimator_card(entry, self.profile.sources)}
+        if spec is not None and spec["type"] == "mmpose-trained":
+            ckpt, _ = self.estimator(spec)
+            filled["checkpoint"] = str(ckpt)
+        elif spec is not None:
+            filled.update({k: spec[k] for k in ("checkpoint", "untrained") if k in spec})
+        ckpt = filled.get("checkpoint")
+        weights = file_hash(ckpt) if ckpt and Path(ckpt).is_file() else ckpt
+        return filled, {"card": filled.get("estimator", entry["estimator"]), "weights": weights,
+                        "untrained": bool(filled.get("untrained"))}
+
     def method_refine(self, entry: dict, source: dict) -> dict:
         """A source's validation results refined by a method (cached): ``{"refined", "seconds", "persons",
         "samples_per_s", "options"}``, the seconds those of the refinement pass alone."""
@@ -139,6 +175,9 @@ class MethodSteps:
         if entry["type"] == "posefix":
             filled, payload["refiner"] = self.method_refiner(entry)
             options = {**filled, **options}
+        elif entry["type"] == "re-estimate":
+            filled, payload["estimator"] = self.method_estimator(entry)
+            options = {**options, **filled}
         step = self.cache.step("method", payload)
         out = step.path / "refined.json"
         with step.lock():

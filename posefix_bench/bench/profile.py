@@ -131,7 +131,7 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
     from posefix_bench.bench.method_steps import check_methods
 
     every = [p.stem for p in folder.glob("*.py") if not p.name.startswith("_")]
-    methods = check_methods(raw.get("methods"), every, raw.get("default_ablation"), spec_file)
+    methods = check_methods(raw.get("methods"), every, raw.get("default_ablation"), spec_file, raw["sources"])
     return Profile(
         name=str(raw.get("name", folder.name)),
         folder=folder,

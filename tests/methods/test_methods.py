@@ -259,3 +259,39 @@ def test_the_contract_restores_absent_keypoints_and_refuses_a_reordering(holes):
             check_one_to_one("m", records, list(reversed(moved)))
     with pytest.raises(PosefixError, match="not a finite number"):
         check_one_to_one("m", records[:1], [dict(moved[0], keypoints=[float("nan")] * len(moved[0]["keypoints"]))])
+
+
+def test_re_estimate_runs_an_estimator_on_each_poses_posefix_box(holes, tmp_path, capsys):
+    from posefix_bench.structures.transforms import pose_boxes, record_bboxes
+
+    inputs = dict(holes)
+    records = [dict(r) for r in holes["records"]]
+    records[0] = dict(records[0], keypoints=[0.0] * len(records[0]["keypoints"]))  # no box: passes through
+    inputs["results"] = tmp_path / "in.json"
+    inputs["results"].write_text(json.dumps(records))
+    out = tmp_path / "re.json"
+    rc, stdout, err = _refine(capsys, inputs, out, "--method", "re-estimate", "--option",
+                              "estimator=sandbox-simplebaseline-r18-64x48", "--option", "untrained=true")
+    assert rc == 0, err
+    refined = json.loads(out.read_text())
+    assert len(refined) == len(records) and all(r["untrained"] is True for r in refined)
+    assert "refine_skipped" in refined[0] and refined[0]["keypoints"] == records[0]["keypoints"]
+    absent = _absent(records)
+    moved = 0
+    boxes, _ = pose_boxes(np.asarray([r["keypoints"] for r in records]).reshape(len(records), -1, 3),
+                          record_bboxes(records))
+    for r, a, gone, box in zip(refined[1:], records[1:], absent[1:], boxes[1:]):
+        kin = np.asarray(a["keypoints"]).reshape(-1, 3)
+        kout = np.asarray(r["keypoints"]).reshape(-1, 3)
+        np.testing.assert_array_equal(kout[gone], kin[gone])
+        moved += int((kout[~gone, :2] != kin[~gone, :2]).any())
+        # the estimator's keypoints lie in its crop: the pose's box padded by 1.25 and fitted to 3:4
+        x, y, w, h = box
+        side = max(w, h * 48 / 64) * 1.25, max(h, w * 64 / 48) * 1.25
+        cx, cy = x + w / 2, y + h / 2
+        assert (abs(kout[~gone, 0] - cx) <= side[0] / 2 * 1.001).all()  # mmpose computes in float32
+        assert (abs(kout[~gone, 1] - cy) <= side[1] / 2 * 1.001).all()
+        assert r["score"] == a["score"]
+    assert moved == len(records) - 1
+    rc, _, err = _refine(capsys, inputs, tmp_path / "x.json", "--method", "re-estimate", "--option", "estimator=nope")
+    assert rc == 2 and "estimator 'nope' is not an mmpose estimator card" in err and err.count("\n") == 1
