@@ -30,7 +30,7 @@ def methods_section(ctx: ReportContext) -> str:
     for src in ctx.sources:
         for m in methods:
             rec = m.metrics["sources"][src]
-            name = m.name + (" (UNTRAINED)" if m.untrained else "")
+            name = m.name + (" (UNTRAINED)" if rec["untrained"] else "")  # random weights in this row's input or method
             rows.append([f"[{name}](methods/{m.name}/metrics.json)", m.type, src, f3(rec["ap_before"]),
                          f3(rec["delta"]["mean"] if rec["delta"] else None, True), _rate(rec.get("fixed_rate")),
                          _rate(rec["broken"]["rate"]), num(rec.get("samples_per_s"), 1)])

@@ -38,7 +38,9 @@ def _profile(folder: Path, methods: str) -> Path:
     (folder / "_profile_.py").write_text(
         "profile = dict(name='tiny', description='test', data=dict(kind='sandbox', params=dict(seed=3, train=10, "
         "val=6)),\n"
-        "    sources=[dict(name='synthetic-paper', type='synthetic', mix='paper', seed=5)],\n"
+        "    sources=[dict(name='synthetic-paper', type='synthetic', mix='paper', seed=5),\n"
+        "             dict(name='sb-untrained', type='mmpose', card='sandbox-simplebaseline-r18-64x48', untrained=True)],\n"
+        "    free_baselines=dict(methods=[]),\n"
         "    seeds=[0], refine=dict(batch_size=16), fps=dict(batches=[2], precisions=['fp32'], threads=1),\n"
         f"    default_ablation='{DEFAULT}',\n"
         f"    methods={methods})\n")
@@ -61,37 +63,41 @@ def external(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_bench_runs_command_and_python_methods_beside_identity_and_posefix(tmp_path, external, capsys):
     methods = ("[dict(name='posefix', type='posefix'), dict(name='identity', type='identity'), "
+               "dict(name='re-estimate', type='re-estimate', estimator='sb-untrained'), "
                f"dict(name='shift', type='command', command='{sys.executable} {external / 'shift.py'} "
                "{input} {output}'), dict(name='snap', type='python', callable='my_snap:snap')]")
     profile = _profile(tmp_path / "tiny", methods)
     out, cache = tmp_path / "reports", tmp_path / "cache"
     assert main(["bench", "--profile", str(profile), "--out", str(out), "--cache", str(cache), "--jobs", "1"]) == 0
     bench = json.loads((out / "tiny" / "bench.json").read_text())
-    assert [m["name"] for m in bench["methods"]] == ["posefix", "identity", "shift", "snap"]
-    records = {m: json.loads((out / "tiny" / "methods" / m / "metrics.json").read_text())
-               for m in ("posefix", "identity", "shift", "snap")}
+    names = ["posefix", "identity", "re-estimate", "shift", "snap"]
+    assert [m["name"] for m in bench["methods"]] == names
+    records = {m: json.loads((out / "tiny" / "methods" / m / "metrics.json").read_text()) for m in names}
     for name, rec in records.items():
-        src = rec["sources"]["synthetic-paper"]
-        assert rec["method"] == name and 0.0 <= src["ap_before"] <= 1.0
-        assert src["delta"]["mean"] == pytest.approx(src["ap_after"]["mean"] - src["ap_before"])
-        assert src["samples_per_s"] > 0 and src["persons"] > 0
-        assert set(src["fixed"]) and src["per_keypoint"]["after"]
-    assert records["identity"]["sources"]["synthetic-paper"]["delta"]["mean"] == 0.0  # exactly
+        assert rec["method"] == name and set(rec["sources"]) == {"synthetic-paper", "sb-untrained"}
+        for src in rec["sources"].values():
+            assert 0.0 <= src["ap_before"] <= 1.0
+            assert src["delta"]["mean"] == pytest.approx(src["ap_after"]["mean"] - src["ap_before"])
+            assert src["samples_per_s"] > 0 and src["persons"] > 0
+            assert set(src["fixed"]) and src["per_keypoint"]["after"]
+    for src in records["identity"]["sources"].values():
+        assert src["delta"]["mean"] == 0.0  # exactly
     assert records["shift"]["sources"]["synthetic-paper"]["delta"]["mean"] != 0.0  # the program's keypoints count
+    assert records["re-estimate"]["untrained"] is True  # random weights: marked
     # the posefix method ran the default ablation's calibrated refiner, with its gate as today
     assert records["posefix"]["options"]["checkpoint"].endswith(".pth")
-    ablation_ap = bench["ablations"][0]["runs"][0]["gate"]["ap_after"]["AP"]
+    ablation_ap = next(r for r in bench["ablations"][0]["runs"] if r["source"] == "synthetic-paper")["gate"]["ap_after"]["AP"]
     assert records["posefix"]["sources"]["synthetic-paper"]["ap_after"]["mean"] == pytest.approx(ablation_ap)
     index = (out / "tiny" / "index.md").read_text()
-    assert "## Refinement methods" in index and "[shift](methods/shift/metrics.json)" in index
+    assert "## Refinement methods" in index and "](methods/shift/metrics.json)" in index
     assert "On synthetic-paper, the best method is" in index
     # the bench again: every method step from the cache; an edited external refiner reruns its own step only
     done = {p: p.stat().st_mtime_ns for p in cache.glob("method/*/DONE")}
-    assert len(done) == 4
+    assert len(done) == 10
     (external / "shift.py").write_text(textwrap.dedent(SHIFT).replace("1.5", "2.5"))
     assert main(["bench", "--profile", str(profile), "--out", str(out), "--cache", str(cache), "--jobs", "1"]) == 0
     again = {p: p.stat().st_mtime_ns for p in cache.glob("method/*/DONE")}
-    assert len(again) == 5 and sum(again.get(p) == t for p, t in done.items()) == 4
+    assert len(again) == 12 and sum(again.get(p) == t for p, t in done.items()) == 10
 
 
 @pytest.mark.parametrize("methods, words", [
@@ -103,6 +109,8 @@ def test_bench_runs_command_and_python_methods_beside_identity_and_posefix(tmp_p
     ("[dict(name='a', type='posefix', ablation='nope')]", "ablation 'nope' is not an ablation"),
     ("[dict(name='a', type='posefix', checkpoint='x.pth')]", "'checkpoint' is set by the bench"),
     ("[dict(type='identity')]", "needs a 'name' and a 'type'"),
+    ("[dict(name='a', type='re-estimate', estimator='synthetic-paper')]", "a synthetic source, not an mmpose"),
+    ("[dict(name='a', type='re-estimate', estimator='nope')]", "'nope' is not an mmpose estimator card"),
 ])
 def test_methods_are_checked_when_the_profile_loads(tmp_path, methods, words):
     profile = _profile(tmp_path / "tiny", methods)
