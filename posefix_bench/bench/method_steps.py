@@ -9,6 +9,10 @@ refinement pass timed alone (the estimator's time apart; the method's loading, e
 then the same one-pass analysis as an ablation's refinement (:meth:`~posefix_bench.bench.steps.BenchSteps.analyse`:
 AP, fixed / broken per error type, per keypoint, the occluded subset).
 
+A ``pose-prior`` method trains (a cached ``pose-prior`` step) on the training samples of the ablation its
+``ablation`` option names (default: the default ablation) for that ablation's budget, first seed
+(:func:`posefix_bench.methods.pose_prior.train_pose_prior`); ``hidden`` sets its width.
+
 A ``re-estimate`` method's ``estimator`` names an mmpose source of the profile (its card, and for a source trained
 here the estimator the bench trained) or any mmpose card.
 
@@ -29,17 +33,20 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from posefix_bench.bench.cache import file_hash
-from posefix_bench.bench.step_codes import METHOD_CODE
+from posefix_bench.bench.step_codes import METHOD_CODE, PRIOR_CODE
 from posefix_bench.errors import PosefixError, file_error
 
 __all__ = ["BENCH_KEYS", "check_methods", "method_entries", "method_files", "MethodSteps", "run_methods"]
 
 BENCH_KEYS = ("name", "type", "ablation")  # what the bench reads from an entry; every other key is a method option
-_FROM_BENCH = {"posefix": ("checkpoint", "device"), "re-estimate": ("checkpoint", "untrained", "device")}
+_FROM_BENCH = {"posefix": ("checkpoint", "device"), "pose-prior": ("checkpoint", "device"),
+               "re-estimate": ("checkpoint", "untrained", "device")}
+_TRAINED_HERE = ("posefix", "pose-prior")  # methods whose weights come from an ablation's training (its data, budget)
 
 
 def _options(entry: dict) -> dict:
-    return {k: v for k, v in entry.items() if k not in ("type", "ablation")}
+    return {k: v for k, v in entry.items() if k not in ("type", "ablation") and not
+            (entry["type"] == "pose-prior" and k == "hidden")}
 
 
 def _estimator_card(entry: dict, sources: Sequence[dict]) -> dict:
@@ -61,6 +68,7 @@ def check_methods(entries, ablations: Sequence[str], default: str | None, spec_f
     (all of the profile's, ``--only`` aside); a ``re-estimate`` method's ``estimator`` an mmpose source of the
     profile (``sources``) or an mmpose card. Returns the entries as dicts."""
     from posefix_bench.methods import build_method
+    from posefix_bench.methods.pose_prior import PosePriorMethod
     from posefix_bench.methods.posefix import PosefixMethod
     from posefix_bench.registry import check_options
 
@@ -77,15 +85,17 @@ def check_methods(entries, ablations: Sequence[str], default: str | None, spec_f
             raise file_error(spec_file, f"two methods are named {e['name']!r}")
         names.add(e["name"])
         try:
-            if e["type"] == "posefix":
+            if e["type"] in _TRAINED_HERE:
                 ablation = e.get("ablation") or default
                 if ablation is None or ablation not in ablations:
                     raise PosefixError(f"{where}: ablation {ablation!r} is not an ablation of the profile "
                                        "(name one with ablation=..., or set default_ablation)")
-                taken = sorted(set(e) & set(_FROM_BENCH["posefix"]))
+                taken = sorted(set(e) & set(_FROM_BENCH[e["type"]]))
                 if taken:
-                    raise PosefixError(f"{where}: {taken[0]!r} is set by the bench (the ablation's refiner)")
-                check_options("method", e["name"], PosefixMethod.__init__, _options(e))
+                    raise PosefixError(f"{where}: {taken[0]!r} is set by the bench (from the ablation's training)")
+                cls = PosefixMethod if e["type"] == "posefix" else PosePriorMethod
+                check_options("method", e["name"], cls.__init__, {k: v for k, v in _options(e).items()
+                                                                  if k != "hidden"})
             elif e["type"] == "re-estimate":
                 taken = sorted(set(e) & set(_FROM_BENCH["re-estimate"]))
                 if taken:
@@ -102,10 +112,11 @@ def check_methods(entries, ablations: Sequence[str], default: str | None, spec_f
 
 
 def method_entries(profile) -> list[dict]:
-    """The profile's methods that this run can do: a posefix method whose ablation ``--only`` left out is not."""
+    """The profile's methods that this run can do: a posefix or pose-prior method whose ablation ``--only`` left
+    out is not."""
     present = {a.name for a in profile.ablations}
     return [e for e in profile.methods
-            if e["type"] != "posefix" or (e.get("ablation") or profile.default_ablation) in present]
+            if e["type"] not in _TRAINED_HERE or (e.get("ablation") or profile.default_ablation) in present]
 
 
 def method_files(entry: dict) -> dict:
@@ -148,6 +159,23 @@ class MethodSteps:
         opts.update(checkpoint=checkpoint, device=self.device)
         return opts, {"ablation": ablation.name, "seed": ablation.seeds[0], "refiner": key, "gated": gated}
 
+    def method_prior(self, entry: dict) -> tuple[dict, dict]:
+        """(the pose-prior options the bench fills in, the cache-key part naming its training): the prior trained
+        (cached ``pose-prior`` step) on the ablation's training samples for its budget, first seed."""
+        from posefix_bench.methods.pose_prior import HIDDEN, train_pose_prior
+
+        ablation = self.profile.ablation(entry.get("ablation") or self.profile.default_ablation)
+        train_step, cfg = self.train_step(ablation, ablation.seeds[0])
+        hidden = int(entry.get("hidden", HIDDEN))
+        step = self.cache.step("pose-prior", {"train": train_step.key, "hidden": hidden,
+                                              "code": self.code(PRIOR_CODE)})
+        out = step.path / "prior.pth"
+        with step.lock():
+            if not step.done:
+                step.mark_done(train_pose_prior(cfg, out, hidden, progress=self.progress))
+        return {"checkpoint": str(out), "device": self.device}, {"key": step.key, "ablation": ablation.name,
+                                                                 "seed": ablation.seeds[0]}
+
     def method_estimator(self, entry: dict) -> tuple[dict, dict]:
         """(the re-estimate options the bench fills in, the cache-key part naming the estimator's weights)."""
         spec = next((s for s in self.profile.sources if s["name"] == entry["estimator"]), None)
@@ -177,6 +205,9 @@ class MethodSteps:
             options = {**filled, **options}
         elif entry["type"] == "re-estimate":
             filled, payload["estimator"] = self.method_estimator(entry)
+            options = {**options, **filled}
+        elif entry["type"] == "pose-prior":
+            filled, payload["prior"] = self.method_prior(entry)
             options = {**options, **filled}
         step = self.cache.step("method", payload)
         out = step.path / "refined.json"

@@ -1,8 +1,9 @@
 """The registry of refinement methods: one builder, :func:`build_method`, over :data:`METHODS`.
 
 :data:`METHODS` is an mmengine ``Registry`` made by :func:`posefix_bench.registry.new_registry` (the same mechanism
-as sources, backbones and heads). Built in: ``posefix``, ``re-estimate``, ``identity``, ``command``, ``python``
-(:mod:`posefix_bench.methods.posefix`, :mod:`posefix_bench.methods.re_estimate`, :mod:`posefix_bench.methods.simple`). Installed packages add
+as sources, backbones and heads). Built in: ``posefix``, ``re-estimate``, ``pose-prior``, ``identity``, ``command``,
+``python`` (:mod:`posefix_bench.methods.posefix`, :mod:`~posefix_bench.methods.re_estimate`,
+:mod:`~posefix_bench.methods.pose_prior`, :mod:`~posefix_bench.methods.simple`). Installed packages add
 :class:`~posefix_bench.methods.base.Method` subclasses under the entry-point group ``posefix_bench.methods``
 (``[project.entry-points."posefix_bench.methods"] my-refiner = "my_pkg.refiner:MyRefiner"``), discovered each time
 the registry is asked, so a pip install is all it takes; code registers with :func:`register_method`. A name
@@ -29,11 +30,12 @@ _BUILTINS: dict[str, type] = {}
 def _ensure_builtins() -> None:
     if _BUILTINS:
         return
+    from posefix_bench.methods.pose_prior import PosePriorMethod
     from posefix_bench.methods.posefix import PosefixMethod
     from posefix_bench.methods.re_estimate import ReEstimateMethod
     from posefix_bench.methods.simple import CommandMethod, IdentityMethod, PythonMethod
 
-    for cls in (PosefixMethod, ReEstimateMethod, IdentityMethod, CommandMethod, PythonMethod):
+    for cls in (PosefixMethod, ReEstimateMethod, PosePriorMethod, IdentityMethod, CommandMethod, PythonMethod):
         METHODS.register_module(name=cls.info.type, module=cls)
         _BUILTINS[cls.info.type] = cls
 

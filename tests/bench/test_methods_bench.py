@@ -64,13 +64,14 @@ def external(tmp_path, monkeypatch):
 def test_bench_runs_command_and_python_methods_beside_identity_and_posefix(tmp_path, external, capsys):
     methods = ("[dict(name='posefix', type='posefix'), dict(name='identity', type='identity'), "
                "dict(name='re-estimate', type='re-estimate', estimator='sb-untrained'), "
+               "dict(name='pose-prior', type='pose-prior'), "
                f"dict(name='shift', type='command', command='{sys.executable} {external / 'shift.py'} "
                "{input} {output}'), dict(name='snap', type='python', callable='my_snap:snap')]")
     profile = _profile(tmp_path / "tiny", methods)
     out, cache = tmp_path / "reports", tmp_path / "cache"
     assert main(["bench", "--profile", str(profile), "--out", str(out), "--cache", str(cache), "--jobs", "1"]) == 0
     bench = json.loads((out / "tiny" / "bench.json").read_text())
-    names = ["posefix", "identity", "re-estimate", "shift", "snap"]
+    names = ["posefix", "identity", "re-estimate", "pose-prior", "shift", "snap"]
     assert [m["name"] for m in bench["methods"]] == names
     records = {m: json.loads((out / "tiny" / "methods" / m / "metrics.json").read_text()) for m in names}
     for name, rec in records.items():
@@ -84,6 +85,11 @@ def test_bench_runs_command_and_python_methods_beside_identity_and_posefix(tmp_p
         assert src["delta"]["mean"] == 0.0  # exactly
     assert records["shift"]["sources"]["synthetic-paper"]["delta"]["mean"] != 0.0  # the program's keypoints count
     assert records["re-estimate"]["untrained"] is True  # random weights: marked
+    # the pose prior trained on the default ablation's samples for its budget (4 iterations of 8), moved keypoints
+    (prior,) = cache.glob("pose-prior/*/DONE")
+    assert json.loads(prior.read_text())["iterations"] == 4 and json.loads(prior.read_text())["batch_size"] == 8
+    assert records["pose-prior"]["sources"]["synthetic-paper"]["ap_after"]["mean"] != \
+        records["pose-prior"]["sources"]["synthetic-paper"]["ap_before"]
     # the posefix method ran the default ablation's calibrated refiner, with its gate as today
     assert records["posefix"]["options"]["checkpoint"].endswith(".pth")
     ablation_ap = next(r for r in bench["ablations"][0]["runs"] if r["source"] == "synthetic-paper")["gate"]["ap_after"]["AP"]
@@ -91,13 +97,14 @@ def test_bench_runs_command_and_python_methods_beside_identity_and_posefix(tmp_p
     index = (out / "tiny" / "index.md").read_text()
     assert "## Refinement methods" in index and "](methods/shift/metrics.json)" in index
     assert "On synthetic-paper, the best method is" in index
+    assert "posefix does not beat pose-prior" in index or "posefix beats pose-prior" in index
     # the bench again: every method step from the cache; an edited external refiner reruns its own step only
     done = {p: p.stat().st_mtime_ns for p in cache.glob("method/*/DONE")}
-    assert len(done) == 10
+    assert len(done) == 12
     (external / "shift.py").write_text(textwrap.dedent(SHIFT).replace("1.5", "2.5"))
     assert main(["bench", "--profile", str(profile), "--out", str(out), "--cache", str(cache), "--jobs", "1"]) == 0
     again = {p: p.stat().st_mtime_ns for p in cache.glob("method/*/DONE")}
-    assert len(again) == 12 and sum(again.get(p) == t for p, t in done.items()) == 10
+    assert len(again) == 14 and sum(again.get(p) == t for p, t in done.items()) == 12
 
 
 @pytest.mark.parametrize("methods, words", [
@@ -108,6 +115,7 @@ def test_bench_runs_command_and_python_methods_beside_identity_and_posefix(tmp_p
     ("[dict(name='a', type='python', callable='no_such_module_xyz:f')]", "cannot be imported"),
     ("[dict(name='a', type='posefix', ablation='nope')]", "ablation 'nope' is not an ablation"),
     ("[dict(name='a', type='posefix', checkpoint='x.pth')]", "'checkpoint' is set by the bench"),
+    ("[dict(name='a', type='pose-prior', ablation='nope')]", "ablation 'nope' is not an ablation"),
     ("[dict(type='identity')]", "needs a 'name' and a 'type'"),
     ("[dict(name='a', type='re-estimate', estimator='synthetic-paper')]", "a synthetic source, not an mmpose"),
     ("[dict(name='a', type='re-estimate', estimator='nope')]", "'nope' is not an mmpose estimator card"),

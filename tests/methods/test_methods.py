@@ -295,3 +295,38 @@ def test_re_estimate_runs_an_estimator_on_each_poses_posefix_box(holes, tmp_path
     assert moved == len(records) - 1
     rc, _, err = _refine(capsys, inputs, tmp_path / "x.json", "--method", "re-estimate", "--option", "estimator=nope")
     assert rc == 2 and "estimator 'nope' is not an mmpose estimator card" in err and err.count("\n") == 1
+
+
+def test_pose_prior_starts_as_the_identity_trains_on_the_refiners_samples_and_refines(holes, tmp_path, capsys,
+                                                                                    coco_mini_root):
+    import torch
+
+    from posefix_bench.methods.pose_prior import build_prior_net, prior_forward, train_pose_prior
+
+    xy = torch.rand(3, 17, 2) * torch.tensor([48.0, 64.0])
+    valid = torch.rand(3, 17) > 0.3
+    out = prior_forward(build_prior_net(17), xy, valid, (48, 64))
+    torch.testing.assert_close(out[valid], xy[valid])  # an untrained prior moves nothing
+    cfg = {"model": {"input_size": [48, 64]}, "data": {"root": str(coco_mini_root), "mix": "paper",
+                                                       "max_samples": 16},
+           "train": {"max_iters": 3, "batch_size": 4, "seed": 1}}
+    ckpt = tmp_path / "prior.pth"
+    summary = train_pose_prior(cfg, ckpt)
+    assert summary["iterations"] == 3 and summary["persons"] == 16 and np.isfinite(summary["final_loss"])
+    assert train_pose_prior(cfg, tmp_path / "again.pth")["final_loss"] == summary["final_loss"]  # seeded
+    out = tmp_path / "prior.json"
+    rc, _, err = _refine(capsys, holes, out, "--method", "pose-prior", "--option", f"checkpoint={ckpt}")
+    assert rc == 0, err
+    refined, records = json.loads(out.read_text()), holes["records"]
+    absent = _absent(records)
+    moved = 0
+    for r, a, gone in zip(refined, records, absent):
+        kin, kout = np.asarray(a["keypoints"]).reshape(-1, 3), np.asarray(r["keypoints"]).reshape(-1, 3)
+        np.testing.assert_array_equal(kout[gone], kin[gone])
+        np.testing.assert_array_equal(kout[:, 2], kin[:, 2])  # the input's confidences
+        moved += int((kout[~gone, :2] != kin[~gone, :2]).any())
+    assert moved == len(records)
+    (ckpt.parent / "junk.pth").write_bytes(b"junk")
+    rc, _, err = _refine(capsys, holes, tmp_path / "x.json", "--method", "pose-prior", "--option",
+                         f"checkpoint={ckpt.parent / 'junk.pth'}")
+    assert rc == 2 and "not a pose-prior checkpoint" in err and err.count("\n") == 1
