@@ -98,6 +98,11 @@ def test_bench_runs_command_and_python_methods_beside_identity_and_posefix(tmp_p
     assert "## Refinement methods" in index and "](methods/shift/metrics.json)" in index
     assert "On synthetic-paper, the best method is" in index
     assert "posefix does not beat pose-prior" in index or "posefix beats pose-prior" in index
+    # --render-only: the same index from bench.json (the methods read back from the record)
+    (out / "tiny" / "index.md").unlink()
+    assert main(["bench", "--profile", str(profile), "--out", str(out), "--cache", str(cache), "--jobs", "1",
+                 "--render-only"]) == 0
+    assert (out / "tiny" / "index.md").read_text() == index
     # the bench again: every method step from the cache; an edited external refiner reruns its own step only
     done = {p: p.stat().st_mtime_ns for p in cache.glob("method/*/DONE")}
     assert len(done) == 12
