@@ -103,7 +103,7 @@ def check_methods(entries, ablations: Sequence[str], default: str | None, spec_f
                 build_method(e["type"], **_options(dict(e, **_estimator_card(e, sources))))
             else:
                 if "ablation" in e:
-                    raise PosefixError(f"{where}: 'ablation' is an option of posefix methods only")
+                    raise PosefixError(f"{where}: 'ablation' is an option of posefix and pose-prior methods only")
                 build_method(e["type"], **_options(e))
         except PosefixError as err:
             raise file_error(spec_file, str(err)) from None

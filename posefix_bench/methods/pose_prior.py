@@ -71,28 +71,18 @@ def train_pose_prior(cfg: dict, out: str | Path, hidden: int = HIDDEN, progress:
     from posefix_bench.structures.io import atomic_write_with
 
     model_cfg, data_cfg, tr = parse_config(cfg)
-    torch.set_num_threads(int(tr.threads or 1))
     dataset, holdout, trainset = build_trainset(model_cfg, data_cfg, tr)
     probe = IterationSampler(len(trainset), tr.batch_size, tr.seed, 0, 0)
     iters = int(tr.max_iters or tr.epochs * probe.iters_per_epoch)
     k, size = dataset.schema.num_keypoints, trainset.input_size
     net = build_prior_net(k, hidden, tr.seed)
     opt = torch.optim.Adam(net.parameters(), lr=tr.lr)
-    t0, loss = time.perf_counter(), None
-    for keys in progress(IterationSampler(len(trainset), tr.batch_size, tr.seed, 0, iters), total=iters,
-                         desc="pose prior"):
-        samples = [trainset.sample(e, i) for e, i in keys]
-        xy = torch.from_numpy(np.stack([s["pose"] for s in samples]))
-        valid = torch.from_numpy(np.stack([s["pose_valid"] for s in samples]))
-        target = torch.from_numpy(np.stack([s["target"] for s in samples]))
-        tv = torch.from_numpy(np.stack([s["target_valid"] for s in samples])).to(xy.dtype)[..., None]
-        pred = prior_forward(net, xy, valid, size)
-        err = ((pred - target).abs() / torch.as_tensor([float(size[0]), float(size[1])]) * tv).sum()
-        loss_t = err / tv.sum().clamp(min=1.0) / 2
-        opt.zero_grad()
-        loss_t.backward()
-        opt.step()
-        loss = float(loss_t.detach())
+    t0, threads = time.perf_counter(), torch.get_num_threads()
+    torch.set_num_threads(int(tr.threads or 1))  # the refiner's training threads; this process's are restored after
+    try:
+        loss = _train_loop(net, opt, trainset, tr, iters, size, progress)
+    finally:
+        torch.set_num_threads(threads)
     seconds = time.perf_counter() - t0
     summary = {"iterations": iters, "batch_size": int(tr.batch_size), "lr": float(tr.lr), "seed": int(tr.seed),
                "seconds": seconds, "samples_per_s": iters * tr.batch_size / seconds if seconds > 0 else None,
@@ -102,6 +92,30 @@ def train_pose_prior(cfg: dict, out: str | Path, hidden: int = HIDDEN, progress:
                        "input_size": list(size), **summary}}
     atomic_write_with(out, lambda tmp: torch.save(record, tmp))
     return summary
+
+
+def _train_loop(net, opt, trainset, tr, iters: int, size, progress: Progress) -> float | None:
+    """``iters`` Adam steps of L1 loss on the labelled keypoints (normalised crop units); the last loss."""
+    import torch
+
+    from posefix_bench.engine.data import IterationSampler
+
+    loss = None
+    scale = torch.as_tensor([float(size[0]), float(size[1])])
+    for keys in progress(IterationSampler(len(trainset), tr.batch_size, tr.seed, 0, iters), total=iters,
+                         desc="pose prior"):
+        samples = [trainset.sample(e, i) for e, i in keys]
+        xy = torch.from_numpy(np.stack([s["pose"] for s in samples]))
+        valid = torch.from_numpy(np.stack([s["pose_valid"] for s in samples]))
+        target = torch.from_numpy(np.stack([s["target"] for s in samples]))
+        tv = torch.from_numpy(np.stack([s["target_valid"] for s in samples])).to(xy.dtype)[..., None]
+        pred = prior_forward(net, xy, valid, size)
+        loss_t = ((pred - target).abs() / scale * tv).sum() / tv.sum().clamp(min=1.0) / 2
+        opt.zero_grad()
+        loss_t.backward()
+        opt.step()
+        loss = float(loss_t.detach())
+    return loss
 
 
 class PosePriorMethod(Method):
