@@ -1,7 +1,9 @@
 """Refine an estimator's COCO keypoint results with a refinement method (PoseFix as a post-processor, or another).
 
 ``--method`` picks the method (``posefix-bench methods`` lists them): ``posefix`` (a trained refiner,
-``--checkpoint``; ``--checkpoint`` alone means posefix, as before methods existed), ``identity`` (the control),
+``--checkpoint``; ``--checkpoint`` alone means posefix, as before methods existed), ``re-estimate`` (an mmpose estimator on each pose's
+box, ``--option estimator=CARD``), ``pose-prior`` (``--option checkpoint=PATH`` of a trained prior), ``identity``
+(the control),
 ``command`` (an external program, ``--command 'python my_refiner.py {input} {output}'``; ``{images}`` and ``{gt}``
 are filled in too), ``python`` (``--callable package.module:function``) or an installed plug-in (its options as
 ``--option KEY=VALUE``). Every method's output is one-to-one with the input: each record keeps the instance score and
