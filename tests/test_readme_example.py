@@ -26,7 +26,8 @@ def _commands() -> list[str]:
 def test_the_readme_example_runs_verbatim(tmp_path):
     shims = tmp_path / "bin"  # `posefix-bench` and `python` are this interpreter (a checkout need not be installed)
     shims.mkdir()
-    for name, target in (("posefix-bench", f'"{sys.executable}" -m posefix_bench.cli'), ("python", f'"{sys.executable}"')):
+    for name, target in (("posefix-bench", f'"{sys.executable}" -m posefix_bench.cli'),
+                         ("python", f'"{sys.executable}"')):
         (shims / name).write_text(f'#!/bin/sh\nexec {target} "$@"\n')
         (shims / name).chmod(stat.S_IRWXU)
     out = tmp_path / "out"

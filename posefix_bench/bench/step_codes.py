@@ -5,8 +5,8 @@ here for it, so a change of that code reruns the step and nothing else; :data:`A
 what an analysis record holds.
 """
 
-__all__ = ["TRAIN_CODE", "REFINE_CODE", "METHOD_CODE", "PRIOR_CODE", "SOURCE_CODE", "EVAL_CODE", "CALIBRATE_CODE", "CHECKS_CODE",
-           "FPS_CODE", "ANALYSIS_VERSION", "SMOKE"]
+__all__ = ["TRAIN_CODE", "REFINE_CODE", "METHOD_CODE", "PRIOR_CODE", "SOURCE_CODE", "EVAL_CODE", "CALIBRATE_CODE",
+           "CHECKS_CODE", "FPS_CODE", "ANALYSIS_VERSION", "SMOKE"]
 
 # the code each step runs: a change there invalidates that step's cache
 TRAIN_CODE = ("models", "registry", "engine/train.py", "engine/train_config.py", "engine/hooks.py", "engine/data.py",

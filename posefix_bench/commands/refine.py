@@ -1,15 +1,15 @@
 """Refine an estimator's COCO keypoint results with a refinement method (PoseFix as a post-processor, or another).
 
 ``--method`` picks the method (``posefix-bench methods`` lists them): ``posefix`` (a trained refiner,
-``--checkpoint``; ``--checkpoint`` alone means posefix, as before methods existed), ``re-estimate`` (an mmpose estimator on each pose's
-box, ``--option estimator=CARD``), ``pose-prior`` (``--option checkpoint=PATH`` of a trained prior), ``identity``
-(the control),
-``command`` (an external program, ``--command 'python my_refiner.py {input} {output}'``; ``{images}`` and ``{gt}``
-are filled in too), ``python`` (``--callable package.module:function``) or an installed plug-in (its options as
-``--option KEY=VALUE``). Every method's output is one-to-one with the input: each record keeps the instance score and
-every other field, gains ``refined_by``, and keypoints the input did not predict stay absent. Everything is checked
-before any work (the arguments, the output path, the method's own options, the ground truth, the results and their
-images, the device), and nothing is written to ``--out`` unless the method succeeds.
+``--checkpoint``; ``--checkpoint`` alone means posefix, as before methods existed), ``re-estimate`` (an mmpose
+estimator on each pose's box, ``--option estimator=CARD``), ``pose-prior`` (``--option checkpoint=PATH`` of a trained
+prior), ``identity`` (the control), ``command`` (an external program, ``--command 'python my_refiner.py {input}
+{output}'``; ``{images}`` and ``{gt}`` are filled in too), ``python`` (``--callable package.module:function``) or an
+installed plug-in (its options as ``--option KEY=VALUE``). Every method's output is one-to-one with the input: each
+record keeps the instance score and every other field, gains ``refined_by``, and keypoints the input did not predict
+stay absent. Everything is checked before any work (the arguments, the output path, the method's own options, the
+ground truth, the results and their images, the device), and nothing is written to ``--out`` unless the method
+succeeds.
 
 posefix: each input pose is cropped around its keypoints' box (enlarged by 1.2; or around its ``bbox`` with
 ``--box bbox``), refined in batches and mapped back to image coordinates, with the refiner's per-keypoint confidence.
@@ -48,12 +48,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="refined COCO keypoint results (JSON)")
     p.add_argument("--flip", action="store_true", help="posefix: flip test: average with the mirrored crop")
     p.add_argument("--box", choices=("keypoints", "bbox"), default="keypoints",
-                   help="posefix: crop around the input keypoints' box x 1.2 (PoseFix) or the record's bbox (default: %(default)s)")
+                   help="posefix: crop around the input keypoints' box x 1.2 (PoseFix) or the record's bbox "
+                   "(default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=32, help="posefix: crops per forward pass (default: %(default)s)")
     _checks.add_device(p)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-                   help="posefix: auto: the fastest precision this device runs natively, measured by a short probe; or as "
-                   "set (fp16: CUDA) (default: %(default)s)")
+                   help="posefix: auto: the fastest precision this device runs natively, measured by a short probe; "
+                   "or as set (fp16: CUDA) (default: %(default)s)")
     _checks.add_absent_policy(p)
     p.add_argument("--no-gate", action="store_true",
                    help="posefix: ignore the checkpoint's calibrated gate: take every refined keypoint")

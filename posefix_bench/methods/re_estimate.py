@@ -81,7 +81,8 @@ class ReEstimateMethod(Method):
         boxes, ok = pose_boxes(kp, record_bboxes(results), self.box, self.absent_policy)
         idx = np.flatnonzero(ok)
         estimated = self.source.estimate_boxes(dataset, [results[i]["image_id"] for i in idx], boxes[idx], progress)
-        out = [dict(r, refine_skipped="no box: fewer than two distinct predicted keypoints and no bbox") for r in results]
+        skipped = "no box: fewer than two distinct predicted keypoints and no bbox"
+        out = [dict(r, refine_skipped=skipped) for r in results]
         for j, i in enumerate(idx):
             out[i] = dict(results[i], keypoints=[float(v) for v in estimated[j].reshape(-1)])
         return mark_untrained(out) if self.source.untrained else out

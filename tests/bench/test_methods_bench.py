@@ -39,7 +39,8 @@ def _profile(folder: Path, methods: str) -> Path:
         "profile = dict(name='tiny', description='test', data=dict(kind='sandbox', params=dict(seed=3, train=10, "
         "val=6)),\n"
         "    sources=[dict(name='synthetic-paper', type='synthetic', mix='paper', seed=5),\n"
-        "             dict(name='sb-untrained', type='mmpose', card='sandbox-simplebaseline-r18-64x48', untrained=True)],\n"
+        "             dict(name='sb-untrained', type='mmpose', card='sandbox-simplebaseline-r18-64x48',\n"
+        "                  untrained=True)],\n"
         "    free_baselines=dict(methods=[]),\n"
         "    seeds=[0], refine=dict(batch_size=16), fps=dict(batches=[2], precisions=['fp32'], threads=1),\n"
         f"    default_ablation='{DEFAULT}',\n"
@@ -92,7 +93,8 @@ def test_bench_runs_command_and_python_methods_beside_identity_and_posefix(tmp_p
         records["pose-prior"]["sources"]["synthetic-paper"]["ap_before"]
     # the posefix method ran the default ablation's calibrated refiner, with its gate as today
     assert records["posefix"]["options"]["checkpoint"].endswith(".pth")
-    ablation_ap = next(r for r in bench["ablations"][0]["runs"] if r["source"] == "synthetic-paper")["gate"]["ap_after"]["AP"]
+    run = next(r for r in bench["ablations"][0]["runs"] if r["source"] == "synthetic-paper")
+    ablation_ap = run["gate"]["ap_after"]["AP"]
     assert records["posefix"]["sources"]["synthetic-paper"]["ap_after"]["mean"] == pytest.approx(ablation_ap)
     index = (out / "tiny" / "index.md").read_text()
     assert "## Refinement methods" in index and "](methods/shift/metrics.json)" in index
