@@ -20,6 +20,7 @@ goes in :meth:`Method.setup`, so a command can check every argument and input be
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,7 +100,8 @@ class Method:
         records = [dict(r) for r in results]
         if not records:
             return []
-        out = self.run([dict(r) for r in records], Path(images), Path(gt), progress)
+        # the method gets its own deep copy: one that edits its input in place cannot change what is kept
+        out = self.run(copy.deepcopy(records), Path(images), Path(gt), progress)
         check_one_to_one(self.name, records, out)
         return merge_refined(records, out, self.refined_by, self.absent_policy)
 

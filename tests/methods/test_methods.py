@@ -250,6 +250,21 @@ def test_the_contract_restores_absent_keypoints_and_refuses_a_reordering(holes):
     inputs = holes
     from posefix_bench.methods.base import check_one_to_one, merge_refined
 
+    class InPlace(Method):  # edits its input records in place: what the contract keeps must not change
+        info = MethodInfo(type="in-place", uses_images=False)
+
+        def run(self, results, images, gt, progress=None):
+            for r in results:
+                r["keypoints"][:] = [v + 1.0 for v in r["keypoints"]]
+                r["score"] = -5.0
+            return results
+
+    before = json.dumps(inputs["records"][:3])
+    out = InPlace().refine(inputs["records"][:3], Path("."), Path("."))
+    assert json.dumps(inputs["records"][:3]) == before  # the caller's records untouched
+    assert [r["score"] for r in out] == [r["score"] for r in inputs["records"][:3]]
+    assert (_absent(out) == _absent(inputs["records"][:3])).all()
+
     records = inputs["records"][:3]
     moved = [dict(r, keypoints=[v + 1.0 for v in r["keypoints"]]) for r in records]
     merged = merge_refined(records, moved, "m")
