@@ -21,8 +21,8 @@ from posefix_bench.errors import PosefixError
 
 # the order commands are listed in; modules not named here follow alphabetically
 ORDER = (
-    "bench", "sandbox", "sources", "estimate", "synthesize", "train", "refine", "video", "evaluate", "diagnose",
-    "profile", "throughput",
+    "bench", "sandbox", "sources", "methods", "estimate", "synthesize", "train", "refine", "video", "evaluate",
+    "diagnose", "profile", "throughput",
 )  # fmt: skip
 
 

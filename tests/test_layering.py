@@ -11,7 +11,7 @@ LAYERS = {
     "codecs": 2, "synthesis": 2,
     "models": 3,
     "evaluation": 4,
-    "sources": 5, "engine": 5,
+    "sources": 5, "methods": 5, "engine": 5,
     "record": 6,
     "bench": 7, "reporting": 7,
     "commands": 8, "cli": 8,

@@ -50,4 +50,18 @@ profile = dict(
     # 95% intervals of every AP delta: the paired bootstrap over validation images (issue 27), this many draws from
     # this seed (posefix_bench.evaluation.bootstrap)
     bootstrap=dict(resamples=1000, seed=0),
+    # refinement methods on every source (issue 26): the default refiner (its seed-0 run, gated) against re-running a
+    # top-down estimator on each pose's box and an image-free pose prior trained on the same synthesised inputs and
+    # budget, with identity as the control (delta exactly 0). Extra cost, measured on quick's 685 validation persons
+    # with smoke-trained weights on a shared 2-core machine at an 83 GFLOP/s fp32 peak (2026-12-05): per source
+    # posefix 10.6 s, re-estimate 5-23 s (the first pass pays mmpose's warm-up), pose prior and identity < 0.1 s, each
+    # analysis ~0.1 s; the prior's training (100 x 32 samples) 6 s: 50-110 s for the three sources there, about
+    # 25-50 s at the budget's 185 GFLOP/s reference, within the margin of the last quick run (1084 s of 1200 s).
+    # Nothing was moved to standard for it.
+    methods=[
+        dict(name='posefix', type='posefix'),
+        dict(name='re-estimate', type='re-estimate', estimator='sb-simplebaseline-r18'),
+        dict(name='pose-prior', type='pose-prior'),
+        dict(name='identity', type='identity'),
+    ],
 )

@@ -3,7 +3,8 @@
 A profile is a folder ``ablations/<profile>/`` holding
 
 - ``_profile_.py``: an mmengine config with one ``profile`` dict (data, sources, seeds, refinement and FPS
-  settings, and the comparisons the index draws);
+  settings, the comparisons the index draws, and the refinement ``methods`` compared on every source,
+  :mod:`posefix_bench.bench.method_steps`);
 - one refiner config per ablation (every ``*.py`` not starting with ``_``), each a ``_base_`` plus the few lines it
   changes, its file name saying which factors it sets (``r18_64x48_paper_lb-off_skip.py``). An ablation may
   carry a ``bench = dict(seeds=[0, 1], tags=[...], trains_on='sandbox')`` section that the trainer ignores
@@ -77,6 +78,7 @@ class Profile:
     comparisons: tuple[dict, ...] = ()
     default_ablation: str | None = None
     sections: dict = field(default_factory=dict)
+    methods: tuple[dict, ...] = ()  # refinement methods run on every source (bench.method_steps)
 
     def ablation(self, name: str) -> Ablation:
         for a in self.ablations:
@@ -147,6 +149,11 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
                                   bench.get("trains_on")))
     if not ablations:
         raise PosefixError(f"{folder}: no ablation configs" + (f" matching {only}" if only else ""))
+    from posefix_bench.bench.method_steps import check_methods  # (the methods registry: after custom_imports)
+
+    every = [p.stem for p in folder.glob("*.py") if not p.name.startswith("_")]
+    methods = check_methods(sections["methods"], every, sections.get("default_ablation"), spec_file,
+                            sections["sources"])
     profile = Profile(
         name=str(sections.get("name", folder.name)),
         folder=folder,
@@ -159,6 +166,7 @@ def load_profile(name_or_folder: str | os.PathLike, only: list[str] | None = Non
         comparisons=tuple(dict(c) for c in sections["comparisons"]),
         default_ablation=sections.get("default_ablation"),
         sections=sections,
+        methods=methods,
     )
     check_profile(profile, spec_file)
     return profile

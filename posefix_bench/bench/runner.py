@@ -17,6 +17,8 @@ For a profile (:mod:`posefix_bench.bench.profile`) it
    a heatmap head, analysed against its plain output in the same one-pass way as a refinement;
 6. measures the refiner's inference FPS once per distinct network, and each mmpose source's samples/s plain and
    with each post-processing method;
+7. runs the profile's refinement methods (posefix, re-estimate, pose prior, identity, external ones) on every
+   source, each timed alone and analysed as a refinement (:mod:`posefix_bench.bench.method_steps`);
 
 and returns a :class:`~posefix_bench.record.schema.BenchRecord` (with the evaluation backend and the data
 warnings of the ground truth and of each source's results) that :mod:`posefix_bench.reporting` renders. The
@@ -201,6 +203,8 @@ class BenchRunner:
         baseline_comparisons(baselines, profile.default_ablation, samples, own)
         boot_seconds += time.perf_counter() - t_paired
         lap("fps")
+        methods = self._methods(ordered)
+        lap("refinement methods")
         # the paired bootstrap's cost: worker time inside the analyses (beside the other work of that phase) and
         # the comparisons between ablations here
         boot_seconds += sum((r.bootstrap or {}).get("seconds") or 0.0 for a in ablations for r in a.runs)
@@ -214,7 +218,8 @@ class BenchRunner:
                           val_occluded_persons=len(data.occluded_ids), schema=data.val.schema.name,
                           occluded_split=getattr(steps, "occluded_split_info", None)),
             sources=source_runs, ablations=ablations, comparisons=[dict(c) for c in profile.comparisons],
-            default_ablation=profile.default_ablation, baselines=baselines, environment=self.environment,
+            default_ablation=profile.default_ablation, baselines=baselines, methods=methods,
+            environment=self.environment,
             timings=dict(timings, total=time.perf_counter() - t_start), cache_root=str(self.steps.cache_root),
             evaluator=", ".join(sorted(evaluators)) or "-", data_warnings=warnings)
 
@@ -228,6 +233,18 @@ class BenchRunner:
         jobs = [Job(_job_post_fps, (self.spec, name, ["plain", *m]), "evaluate", f"FPS {name}")
                 for name, m in methods.items()]
         return dict(zip(methods, self.executor.run(jobs, "estimator FPS with post-processing")))
+
+    def _methods(self, sources: list[dict]) -> list:
+        """The profile's refinement methods on every source (:func:`posefix_bench.bench.method_steps.run_methods`):
+        timed one after the other in this process with a local executor, as jobs on a cluster."""
+        from posefix_bench.bench.method_steps import run_methods
+
+        jobs = None
+        if not isinstance(self.executor, LocalExecutor):
+            jobs = lambda pairs: self.executor.run([Job(_job_method, (self.spec, e, src), "evaluate",
+                                                        f"method {e['name']} on {src['name']}") for e, src in pairs],
+                                                   "refinement methods")  # noqa: E731
+        return run_methods(self.steps, sources, jobs, run_of, self.log)
 
     def _ablation_result(self, a: Ablation, runs: list[Run], sources: list[str], fps: dict,
                          curve: list | None, gate: GateInfo | None = None, samples: dict | None = None
@@ -358,6 +375,10 @@ def _job_curve(spec: RunSpec, ablation: str, seed: int, sources: list[dict]) -> 
     last = int(trained["summary"]["iterations"])
     return {it: {src["name"]: s.evaluate(s.refine(trained, src, iteration=it))["AP"] for src in sources}
             for it in trained["checkpoints"] if it < last}
+
+
+def _job_method(spec: RunSpec, entry: dict, source: dict) -> dict:
+    return _steps(spec).method_refine(entry, source)
 
 
 def _job_post_fps(spec: RunSpec, source_name: str, methods: list[str]) -> dict:

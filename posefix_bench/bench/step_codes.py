@@ -5,13 +5,17 @@ here for it, so a change of that code reruns the step and nothing else; :data:`A
 what an analysis record holds.
 """
 
-__all__ = ["TRAIN_CODE", "REFINE_CODE", "SOURCE_CODE", "EVAL_CODE", "CALIBRATE_CODE", "CHECKS_CODE", "FPS_CODE",
-           "ANALYSIS_VERSION", "SMOKE"]
+__all__ = ["TRAIN_CODE", "REFINE_CODE", "METHOD_CODE", "PRIOR_CODE", "SOURCE_CODE", "EVAL_CODE", "CALIBRATE_CODE",
+           "CHECKS_CODE", "FPS_CODE", "ANALYSIS_VERSION", "SMOKE"]
 
 # the code each step runs: a change there invalidates that step's cache
 TRAIN_CODE = ("models", "registry", "engine/train.py", "engine/train_config.py", "engine/hooks.py", "engine/data.py",
               "engine/distributed.py", "synthesis", "codecs", "structures")
 REFINE_CODE = ("models", "registry", "engine/refine.py", "codecs", "structures")
+METHOD_CODE = ("methods", "models", "registry", "engine/refine.py", "engine/gate.py", "sources", "synthesis", "codecs",
+               "structures")  # a method's own files (a command's script, a callable's module) join its key too
+PRIOR_CODE = ("methods/pose_prior.py", "engine/data.py", "engine/train.py", "engine/train_config.py", "synthesis",
+              "structures")  # the pose prior's training
 SOURCE_CODE = ("sources", "registry", "synthesis", "codecs", "structures")
 EVAL_CODE = ("evaluation", "codecs", "structures")
 CALIBRATE_CODE = ("models", "engine/calibrate.py", "engine/gate.py", "engine/refine.py", "engine/data.py",

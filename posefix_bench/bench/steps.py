@@ -17,7 +17,9 @@ Steps (PoseFix, Moon et al., CVPR 2019; Ronchi & Perona, ICCV 2017 for the diagn
 - the source steps (estimators, predictions, error profiles, data checks, estimator speed):
   :class:`~posefix_bench.bench.source_steps.SourceSteps`;
 - the refinement-gate steps (calibration, gated refinement, the gate's effect):
-  :class:`~posefix_bench.bench.gate_steps.GateSteps`.
+  :class:`~posefix_bench.bench.gate_steps.GateSteps`;
+- ``method``: a source's results refined by one of the profile's refinement methods, timed:
+  :class:`~posefix_bench.bench.method_steps.MethodSteps`.
 
 What each step's key covers besides its inputs is in :mod:`posefix_bench.bench.step_codes`.
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 from posefix_bench.bench.cache import StepCache, code_fingerprint, file_hash
 from posefix_bench.bench.data_spec import SPLITS, is_file_spec, linked_coco_root
 from posefix_bench.bench.gate_steps import GateSteps
+from posefix_bench.bench.method_steps import MethodSteps
 from posefix_bench.bench.profile import Ablation, Profile, custom_code_hash
 from posefix_bench.bench.source_steps import SourceSteps, subset_dataset
 from posefix_bench.bench.step_codes import ANALYSIS_VERSION, EVAL_CODE, FPS_CODE, REFINE_CODE, SMOKE, TRAIN_CODE
@@ -64,7 +67,7 @@ class BenchData:
         return self.val_fingerprint or self.fingerprint
 
 
-class BenchSteps(SourceSteps, GateSteps):
+class BenchSteps(SourceSteps, GateSteps, MethodSteps):
     """The cached steps of one profile (see the module docstring)."""
 
     def __init__(self, profile: Profile, cache_root: str | Path, coco_root: str | Path | None = None,

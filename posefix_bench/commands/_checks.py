@@ -238,14 +238,6 @@ def finite_weights(model, checkpoint: Path) -> None:
                            f"{bad[0]}); the checkpoint is unusable")
 
 
-def finite_outputs(records: list[dict], checkpoint: Path) -> None:
-    """Refined records with non-finite keypoints: the refiner (the checkpoint) produced them, not the output file."""
-    for i, r in enumerate(records):
-        if not all(math.isfinite(v) for v in r["keypoints"]):
-            raise PosefixError(f"{checkpoint}: the refiner produced non-finite keypoints (result {i}); its weights "
-                               "overflow on these inputs")
-
-
 # -- warnings -----------------------------------------------------------------------------------------------------
 def print_warnings(command: str, warnings: Iterable) -> list:
     """Print each data warning as one line on stderr (``posefix-bench CMD: warning: ...``); returns them as a list."""

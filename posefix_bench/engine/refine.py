@@ -45,20 +45,21 @@ from posefix_bench.progress import Progress, no_progress
 from posefix_bench.structures.coco import CocoDataset
 from posefix_bench.structures.results import DEFAULT_ABSENT_POLICY, absent_mask
 from posefix_bench.structures.transforms import (
+    BOX_MODES,
     DEFAULT_PADDING,
+    KEYPOINT_BOX_SCALE,
     affine_matrix,
     apply_affine,
     box_to_center_scale,
     invert_affine,
-    keypoints_to_box,
+    pose_boxes,
+    record_bboxes,
     warp_image,
 )
 
 __all__ = ["BOX_MODES", "KEYPOINT_BOX_SCALE", "RefineOutput", "RefinePostProcessor", "RefinedSource", "check_images",
-           "crop_matrices"]
+           "crop_matrices", "pose_boxes", "record_bboxes"]
 
-BOX_MODES = ("keypoints", "bbox")
-KEYPOINT_BOX_SCALE = 1.2  # PoseFix test time: the input pose's keypoint box enlarged by 1.2
 
 
 def crop_matrices(
@@ -83,21 +84,7 @@ def crop_matrices(
     Returns:
         matrices (N, 2, 3) and ok (N,) bool (False: no usable box).
     """
-    kp = np.asarray(keypoints, dtype=np.float64)
-    n = kp.shape[0]
-    bb = np.full((n, 4), np.nan) if bboxes is None else np.asarray(bboxes, dtype=np.float64).reshape(n, 4)
-    bb_ok = np.isfinite(bb).all(axis=1) & (np.nan_to_num(bb[:, 2]) > 1) & (np.nan_to_num(bb[:, 3]) > 1)
-    if box == "bbox":
-        boxes, ok = np.where(bb_ok[:, None], bb, 0.0), bb_ok
-    elif box == "keypoints":
-        kb = keypoints_to_box(kp, ~absent_mask(kp, absent_policy))
-        c = kb[:, :2] + kb[:, 2:] / 2
-        kb = np.concatenate([c - kb[:, 2:] * KEYPOINT_BOX_SCALE / 2, kb[:, 2:] * KEYPOINT_BOX_SCALE], axis=1)
-        kb_ok = (kb[:, 2] > 1) | (kb[:, 3] > 1)  # a pose spread along one line still has a scale
-        boxes = np.where(kb_ok[:, None], kb, np.where(bb_ok[:, None], bb, 0.0))
-        ok = kb_ok | bb_ok
-    else:
-        raise PosefixError(f"unknown crop box {box!r} (known: {', '.join(BOX_MODES)})")
+    boxes, ok = pose_boxes(keypoints, bboxes, box, absent_policy)
     w, h = int(input_size[0]), int(input_size[1])
     center, scale = box_to_center_scale(boxes, w / h, padding)
     scale = np.where(ok[:, None], scale, 1.0)
@@ -380,7 +367,7 @@ class RefinePostProcessor:
         if unknown:
             raise PosefixError(f"results: image id {unknown[0]} is not in {dataset.path}")
         check_images(dataset, (r["image_id"] for r in records))
-        bboxes = np.asarray([_bbox(r) for r in records], dtype=np.float64)
+        bboxes = record_bboxes(records)
         if self.box == "bbox" and np.isnan(bboxes).any():
             i = int(np.flatnonzero(np.isnan(bboxes).any(axis=1))[0])
             raise PosefixError(f"results: record {i} has no valid 'bbox' (needed to crop with box='bbox')")
@@ -480,16 +467,6 @@ class RefinePostProcessor:
         if not self.trained:
             out["untrained"] = True
         return out
-
-
-def _bbox(record: dict) -> list[float]:
-    b = record.get("bbox")
-    if isinstance(b, (list, tuple)) and len(b) == 4:
-        try:
-            return [float(v) for v in b]
-        except (TypeError, ValueError):
-            pass
-    return [np.nan] * 4
 
 
 def _merge(kp: np.ndarray, coords: np.ndarray, conf: np.ndarray, inverse: np.ndarray, policy: str) -> np.ndarray:

@@ -84,6 +84,7 @@ __all__ = [
     "HookBase",
     "Trainer",
     "train",
+    "build_trainset",
     "resolve_train_precision",
 ]
 
@@ -101,8 +102,6 @@ class Trainer:
         import torch
 
         from posefix_bench.models import build_refiner
-        from posefix_bench.synthesis.lowerbody import LowerBodyAug
-        from posefix_bench.synthesis.mixes import get_mix
 
         self.cfg = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
         self.model_cfg, self.data_cfg, self.tr = parse_config(self.cfg)
@@ -111,16 +110,8 @@ class Trainer:
         self.device = self._pick_device(torch)
         torch.set_num_threads(int(self.tr.threads or local_cpu_share(self.dist)))
 
-        self.dataset = self._open_dataset()
-        self.holdout = holdout_image_ids(self.dataset.image_ids, self.data_cfg.holdout, self.data_cfg.holdout_seed)
-        self.mix = get_mix(self.data_cfg.mix, self.dataset.schema)
-        lower_body = lower_body_settings(self.data_cfg.lower_body, LowerBodyAug)
-        self.trainset = RefinerTrainSet(
-            self.dataset, self._input_size(), self.mix, seed=self.tr.seed, augment=self.data_cfg.augment(),
-            lower_body=lower_body if lower_body.p > 0 else None,
-            min_keypoints=self.data_cfg.min_keypoints, max_samples=self.data_cfg.max_samples,
-            cache_images=self.data_cfg.cache_images, exclude_images=frozenset(self.holdout),
-        )
+        self.dataset, self.holdout, self.trainset = build_trainset(self.model_cfg, self.data_cfg, self.tr)
+        self.mix = self.trainset.mix
         probe = IterationSampler(len(self.trainset), self.tr.batch_size, self.tr.seed, 0, 0,
                                  self.dist.rank, self.dist.world_size)
         self.iters_per_epoch = probe.iters_per_epoch
@@ -181,23 +172,6 @@ class Trainer:
             torch.distributed.broadcast_object_list(box, src=0)
             record = box[0]
         return record
-
-    def _open_dataset(self) -> CocoDataset:
-        root = data_root(self.data_cfg)
-        if not root.is_dir():
-            raise file_error(root, "data root not found (data.root)")
-        ann, images = coco_split_paths(root, self.data_cfg.train_split)
-        if not ann.is_file():
-            raise file_error(ann, f"annotation file of split {self.data_cfg.train_split!r} not found")
-        if not images.is_dir():
-            raise file_error(images, f"image folder of split {self.data_cfg.train_split!r} not found")
-        return CocoDataset(ann, images)
-
-    def _input_size(self) -> tuple[int, int]:
-        size = self.model_cfg.get("input_size")
-        if not isinstance(size, (list, tuple)) or len(size) != 2 or min(int(s) for s in size) < 8:
-            raise PosefixError(f"config: model.input_size must be (W, H) in pixels, got {size!r}")
-        return int(size[0]), int(size[1])
 
     def _wrap_ddp(self, torch):
         if not self.dist.distributed:
@@ -364,6 +338,44 @@ class Trainer:
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
+def _open_dataset(data_cfg) -> CocoDataset:
+    root = data_root(data_cfg)
+    if not root.is_dir():
+        raise file_error(root, "data root not found (data.root)")
+    ann, images = coco_split_paths(root, data_cfg.train_split)
+    if not ann.is_file():
+        raise file_error(ann, f"annotation file of split {data_cfg.train_split!r} not found")
+    if not images.is_dir():
+        raise file_error(images, f"image folder of split {data_cfg.train_split!r} not found")
+    return CocoDataset(ann, images)
+
+
+def _input_size(model_cfg) -> tuple[int, int]:
+    size = model_cfg.get("input_size")
+    if not isinstance(size, (list, tuple)) or len(size) != 2 or min(int(s) for s in size) < 8:
+        raise PosefixError(f"config: model.input_size must be (W, H) in pixels, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def build_trainset(model_cfg, data_cfg, tr) -> tuple[CocoDataset, list, RefinerTrainSet]:
+    """(training split, its calibration hold-out image ids, the training samples) of a parsed config
+    (:func:`~posefix_bench.engine.train_config.parse_config`): the refiner's inputs, which the image-free pose
+    prior (:mod:`posefix_bench.methods.pose_prior`) trains on too."""
+    from posefix_bench.synthesis.lowerbody import LowerBodyAug
+    from posefix_bench.synthesis.mixes import get_mix
+
+    dataset = _open_dataset(data_cfg)
+    holdout = holdout_image_ids(dataset.image_ids, data_cfg.holdout, data_cfg.holdout_seed)
+    lower_body = lower_body_settings(data_cfg.lower_body, LowerBodyAug)
+    trainset = RefinerTrainSet(
+        dataset, _input_size(model_cfg), get_mix(data_cfg.mix, dataset.schema), seed=tr.seed,
+        augment=data_cfg.augment(), lower_body=lower_body if lower_body.p > 0 else None,
+        min_keypoints=data_cfg.min_keypoints, max_samples=data_cfg.max_samples,
+        cache_images=data_cfg.cache_images, exclude_images=frozenset(holdout),
+    )
+    return dataset, holdout, trainset
+
+
 def _worker_init(_worker_id: int) -> None:
     import cv2
 

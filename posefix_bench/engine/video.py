@@ -27,6 +27,7 @@ from posefix_bench.progress import Progress, no_progress
 from posefix_bench.structures.coco import read_image_file
 from posefix_bench.structures.io import read_json
 from posefix_bench.structures.results import validate_results
+from posefix_bench.structures.transforms import record_bboxes
 
 __all__ = ["IMAGE_SUFFIXES", "FrameReader", "FramePoses", "load_frame_poses", "iter_refined_frames", "refine_video"]
 
@@ -152,7 +153,7 @@ def iter_refined_frames(
         seen = index
         slots = np.asarray(by_frame.get(index, []), dtype=np.int64)
         kp = np.asarray([records[s]["keypoints"] for s in slots], dtype=np.float64).reshape(len(slots), k, 3)
-        bb = np.asarray([_bbox(records[s]) for s in slots], dtype=np.float64).reshape(len(slots), 4)
+        bb = record_bboxes([records[s] for s in slots])
         if len(slots):
             refined, ok = post.refine_image(image, kp, bb, flip_index)
         else:
@@ -160,13 +161,6 @@ def iter_refined_frames(
         yield FramePoses(index, image, slots, kp, refined, ok)
     if last > seen:
         raise file_error(frames.path, f"has {seen + 1} frames, the pose file refers to frame {last}")
-
-
-def _bbox(record: dict) -> list[float]:
-    b = record.get("bbox")
-    if isinstance(b, (list, tuple)) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b):
-        return [float(v) for v in b]
-    return [np.nan] * 4
 
 
 def refine_video(

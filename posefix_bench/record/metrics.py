@@ -25,7 +25,7 @@ from posefix_bench.record.intervals import PARTS, overall_interval, source_inter
 from posefix_bench.record.stats import seed_stat
 
 __all__ = ["METRICS_FORMAT", "FIXABLE", "ap_value", "best_fps", "ablation_metrics", "baseline_metrics", "gate_metrics",
-           "overall_delta", "mean_over_sources", "gain_kept", "bootstrap_cost"]
+           "method_metrics", "overall_delta", "mean_over_sources", "gain_kept", "bootstrap_cost"]
 
 METRICS_FORMAT = "posefix-bench/bench-metrics/v1"
 FIXABLE = ERROR_TYPES[1:]  # the error types a refiner can fix (absent keypoints stay absent)
@@ -282,6 +282,32 @@ def baseline_metrics(*, profile: str, name: str, source: str, method: str, card:
         "sources": per_source,
         "speed": speed,
         "bootstrap": bootstrap_cost([run]),
+    }
+
+
+def method_metrics(*, profile: str, name: str, type: str, options: Mapping, runs: Sequence, speed: Mapping
+                   ) -> dict:
+    """The ``metrics.json`` of a refinement method (:mod:`posefix_bench.methods`): per source the same numbers as an
+    ablation's (AP before, after and delta, fixed / broken per error type, confidence bins, body-part groups,
+    occluded subset; one run, so seed stats of one value), the per-keypoint diagnosis before and after, and the
+    method's own samples/s on that source's validation persons. ``runs``: one
+    :class:`~posefix_bench.record.schema.Run` per source; ``speed``: {source: {"seconds", "persons",
+    "samples_per_s"}}."""
+    per_source = {}
+    for r in runs:
+        rec = _source_metrics({int(r.seed): r})
+        rec["per_keypoint"] = {"before": r.per_keypoint_before, "after": r.per_keypoint_after}
+        rec.update({k: (speed.get(r.source) or {}).get(k) for k in ("samples_per_s", "seconds", "persons")})
+        per_source[r.source] = rec
+    return {
+        "format": METRICS_FORMAT,
+        "kind": "method",
+        "profile": profile,
+        "method": name,
+        "type": type,
+        "options": dict(options),
+        "untrained": any(s["untrained"] for s in per_source.values()),
+        "sources": per_source,
     }
 
 

@@ -30,7 +30,8 @@ from posefix_bench.codecs.taxonomy import ERROR_TYPES
 from posefix_bench.errors import PosefixError
 
 __all__ = ["BENCH_FORMAT", "GATE_STATES", "DataInfo", "MixInfo", "SourceRun", "GateRun", "Run", "GateInfo",
-           "AblationResult", "FreeBaseline", "BenchRecord", "shown_path", "shown_text", "keep_computing_run"]
+           "AblationResult", "FreeBaseline", "MethodResult", "BenchRecord", "shown_path", "shown_text",
+           "keep_computing_run"]
 
 BENCH_FORMAT = "posefix-bench/bench/v3"  # v3: the default ablation's gate, evaluator and data warnings
 GATE_STATES = ("calibrated", "off")
@@ -295,6 +296,23 @@ class FreeBaseline:
 
 
 @dataclass
+class MethodResult:
+    """A refinement method of the profile (:mod:`posefix_bench.methods`) run on every source: one run per source
+    (input: the source's results; refined: the method's), analysed as a refiner's, and the method's own speed."""
+
+    name: str
+    type: str
+    options: dict  # the profile entry's options (posefix: with the checkpoint it ran)
+    runs: list  # [Run], one per source, seed 0
+    metrics: dict  # record.metrics.method_metrics
+    speed: dict  # source -> {"seconds", "persons", "samples_per_s"} of the method's refinement pass alone
+
+    @property
+    def untrained(self) -> bool:
+        return bool(self.metrics.get("untrained"))
+
+
+@dataclass
 class BenchRecord:
     """A profile's run: data, sources, ablations, the comparisons to draw, environment and timings."""
 
@@ -311,6 +329,7 @@ class BenchRecord:
     comparisons: list = field(default_factory=list)
     default_ablation: str | None = None
     baselines: list = field(default_factory=list)  # [FreeBaseline]
+    methods: list = field(default_factory=list)  # [MethodResult]
     # a rerun that reused every number from the cache: its own time; ``timings`` (and ``environment``) stay those of
     # the run that computed the numbers (:func:`keep_computing_run`)
     rerun_timings: dict | None = None
@@ -350,10 +369,14 @@ class BenchRecord:
         def baseline(b):
             return _build(FreeBaseline, b, f"{where}: free baseline", run=lambda r: _build(Run, r, f"{where}: run"))
 
+        def method(m):
+            return _build(MethodResult, m, f"{where}: method", runs=lambda rs: [run(r) for r in rs])
+
         out = _build(cls, rec, where, data=lambda d: _build(DataInfo, d, f"{where}: data"),
                      sources=lambda ss: [_build(SourceRun, s, f"{where}: source") for s in ss],
                      ablations=lambda abls: [ablation(a) for a in abls],
-                     baselines=lambda bs: [baseline(b) for b in bs])
+                     baselines=lambda bs: [baseline(b) for b in bs],
+                     methods=lambda ms: [method(m) for m in ms])
         out.check()
         return out
 
@@ -375,6 +398,12 @@ class BenchRecord:
         for b in self.baselines:
             if b.source not in self.source_names:
                 raise PosefixError(f"{where}: free baseline {b.name} is of an unknown source {b.source!r}")
+        for m in self.methods:
+            missing = [n for n in self.source_names if n not in {r.source for r in m.runs}]
+            if missing:
+                raise PosefixError(f"{where}: method {m.name} has no run on source {missing[0]}")
+        if len({m.name for m in self.methods}) != len(self.methods):
+            raise PosefixError(f"{where}: two methods share a name")
         if not isinstance(self.data_warnings, list) or not all(isinstance(w, str) for w in self.data_warnings):
             raise PosefixError(f"{where}: data_warnings must be a list of strings")
 

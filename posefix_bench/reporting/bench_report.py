@@ -10,6 +10,7 @@ Layout written by :func:`write_reports`::
     <out>/<ablation>/metrics.json      its numbers (:mod:`posefix_bench.record.metrics`) with the verdict per source,
                                        the evaluator, the data warnings and, for the default, ``factors.gate``
     <out>/<ablation>/*.png, *.svg      its plots (the diagnosis plots per source are SVG)
+    <out>/methods/<method>/metrics.json  a refinement method of the profile on every source (its runs' numbers)
     <out>/<source>+<method>/metrics.json  a free baseline (mmpose flip test / DARK) judged as a refinement is
 
 Pure presentation: the numbers come from the :class:`~posefix_bench.record.schema.BenchRecord` and the analysis
@@ -160,6 +161,12 @@ def write_reports(record: BenchRecord, out_dir: str | os.PathLike, date: str | N
         verdict = source_verdict(b.metrics["sources"][b.source], ctx.resolution)
         atomic_write_json(out / b.name / "metrics.json",
                           shown_paths(dict(b.metrics, verdict={b.source: verdict},
+                                           resolution=ctx.resolution, evaluator=record.evaluator,
+                                           data_warnings=list(record.data_warnings)), record.cache_root))
+    for m in record.methods:  # <out>/methods/<method>/metrics.json
+        atomic_write_json(out / "methods" / m.name / "metrics.json",
+                          shown_paths(dict(m.metrics, verdict={n: judge(r["delta"], ctx.resolution)
+                                                               for n, r in m.metrics["sources"].items()},
                                            resolution=ctx.resolution, evaluator=record.evaluator,
                                            data_warnings=list(record.data_warnings)), record.cache_root))
     _write_index_plots(ctx, out)

@@ -3,7 +3,8 @@
 Sections: setup (data, device, versions, evaluator, time, data checks), caveats, how to read, headline (the default
 refiner per source), the refinement gate (the default refiner gated beside ungated), default choice, all ablations,
 sources (baseline AP, error shares, AP impact; Ronchi & Perona, ICCV 2017, Sec. 4.1), gain vs input strength and
-the free baselines (:mod:`~posefix_bench.reporting.inputs_section`), one section per comparison of the profile
+the free baselines (:mod:`~posefix_bench.reporting.inputs_section`), the refinement methods
+(:mod:`~posefix_bench.reporting.methods_section`), one section per comparison of the profile
 (ranking sentences, head-component effects, lower-body subset), measured error profile vs paper mix, speed. Judging sentences come from :mod:`posefix_bench.reporting.verdicts`.
 """
 
@@ -20,6 +21,7 @@ from posefix_bench.record.schema import BENCH_FORMAT, shown_path, shown_text
 from posefix_bench.record.stats import NOISE_PERSONS, judge
 from posefix_bench.reporting.context import SMALL_DATA_PERSONS, ReportContext, label, source_label
 from posefix_bench.reporting.inputs_section import free_baselines_section, input_strength_section
+from posefix_bench.reporting.methods_section import methods_section
 from posefix_bench.reporting.tables import markdown_table
 from posefix_bench.reporting.confidence_sentences import confidence_lines
 from posefix_bench.reporting.gate_verdicts import gate_sentences
@@ -531,5 +533,6 @@ def index_markdown(ctx: ReportContext, date: str) -> str:
                                            for s in ctx.summaries]
     parts = ["\n".join(head).rstrip(), "\n".join(how), _headline(ctx), _gate_section(ctx), "\n".join(default),
              _summary_section(ctx), _sources_section(ctx), input_strength_section(ctx), free_baselines_section(ctx),
-             "\n\n".join(comps), _budget_section(ctx), _measured_section(ctx), _fps_section(ctx), "\n".join(links)]
+             methods_section(ctx), "\n\n".join(comps), _budget_section(ctx), _measured_section(ctx),
+             _fps_section(ctx), "\n".join(links)]
     return "\n\n".join(p for p in parts if p) + "\n"

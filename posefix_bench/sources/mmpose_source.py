@@ -344,6 +344,35 @@ class MmposeSource(Source):
         return mark_untrained(records) if self.untrained else records
 
 
+    def estimate_boxes(self, dataset, image_ids, boxes: np.ndarray, progress=no_progress) -> np.ndarray:
+        """One pose per given box, in order, without rescoring or NMS (the re-estimate method's use): (N, K, 3)
+        x, y, keypoint score for ``image_ids`` (N,) and ``boxes`` (N, 4) x, y, w, h; each image is read once."""
+        import cv2
+        from mmengine.registry import init_default_scope
+
+        self._check_schema(dataset)
+        ids = np.asarray(image_ids, dtype=np.int64)
+        out = np.zeros((len(ids), dataset.schema.num_keypoints, 3))
+        init_default_scope(self.model.cfg.get("default_scope", "mmpose"))
+        batch: list = []
+
+        def flush():
+            for sample in self._forward(batch):
+                out[int(sample.metainfo["id"])] = _instance(sample, np.zeros(5))["keypoints"]
+            batch.clear()
+
+        with quiet_mmengine():
+            for image_id in progress(list(dict.fromkeys(ids.tolist())), desc=self.name):
+                image = cv2.cvtColor(dataset.read_image(image_id), cv2.COLOR_RGB2BGR)
+                for i in np.flatnonzero(ids == image_id):
+                    batch.append(self._person_item(image, int(image_id), np.append(boxes[i], 1.0), int(i)))
+                    if len(batch) >= self.batch_size:
+                        flush()
+            if batch:
+                flush()
+        return out
+
+
 def _instance(sample, box: np.ndarray) -> dict:
     """One person's prediction from a ``PoseDataSample`` (top-down: one box per sample) and its input box (5,)."""
     pred, gt = sample.pred_instances, sample.gt_instances

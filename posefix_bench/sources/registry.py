@@ -12,12 +12,11 @@ registered in code wins over a card's.
 from __future__ import annotations
 
 import functools
-import inspect
 from dataclasses import dataclass
 from typing import Callable
 
 from posefix_bench.errors import PosefixError
-from posefix_bench.registry import new_registry, unknown_name
+from posefix_bench.registry import check_options, new_registry, unknown_name
 from posefix_bench.sources.base import Source, SourceInfo
 from posefix_bench.structures.schema import COCO17
 
@@ -39,19 +38,6 @@ class _Entry:
 # the sources registered in code: the built-ins (added on first use, see _ensure_builtins) and register_source's
 SOURCES = new_registry("source")
 _BUILTINS: dict[str, _Entry] = {}  # kept to restore a built-in that register_source(replace=True) shadowed
-
-
-def _check_options(name: str, target: Callable, options: dict) -> None:
-    """A wrong option name is a one-line error, not a TypeError from deep inside a constructor."""
-    sig = inspect.signature(target)
-    params = list(sig.parameters.values())
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return
-    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    known = [p.name for p in params if p.kind in kinds and p.name not in ("self", "card")]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise PosefixError(f"source {name!r}: unknown option {unknown[0]!r} (options: {', '.join(known) or 'none'})")
 
 
 def register_source(name: str, factory: Callable[..., Source], info: SourceInfo | None = None,
@@ -145,7 +131,7 @@ def get_source(name: str, **options) -> Source:
         entry = entries.get(name)
         if entry is None:
             raise unknown_name("source", name, entries)
-    _check_options(name, entry.signature or entry.factory, options)
+    check_options("source", name, entry.signature or entry.factory, options, skip=("self", "card"))
     return entry.factory(**options)
 
 

@@ -11,15 +11,28 @@ with ``out_center = (out_w / 2, out_h / 2)`` and ``R(rot)`` a rotation by ``rot`
 turns counter-clockwise in the crop, as in mmpose). The matrix is built in closed form, so the inverse is exact
 (round trip image -> crop -> image within float rounding). Points are continuous pixel coordinates as in COCO.
 
+PoseFix's test-time box (Moon et al., CVPR 2019, Sec. 5.2; its released ``test.py``) is the input pose's predicted
+keypoints' box enlarged by 1.2 (:func:`pose_boxes`), padded and fitted to the crop's aspect ratio as above; the
+refiner and the re-estimate method (:mod:`posefix_bench.methods.re_estimate`) crop each input pose that way.
+
 Shape legend: N persons, K keypoints.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
+
+from posefix_bench.errors import PosefixError
+from posefix_bench.structures.results import DEFAULT_ABSENT_POLICY, absent_mask
 
 __all__ = [
     "DEFAULT_PADDING",
+    "BOX_MODES",
+    "KEYPOINT_BOX_SCALE",
+    "pose_boxes",
+    "record_bboxes",
     "box_to_center_scale",
     "keypoints_to_box",
     "affine_matrix",
@@ -30,6 +43,8 @@ __all__ = [
 ]
 
 DEFAULT_PADDING = 1.25
+BOX_MODES = ("keypoints", "bbox")
+KEYPOINT_BOX_SCALE = 1.2  # PoseFix test time: the input pose's keypoint box enlarged by 1.2
 
 
 def box_to_center_scale(
@@ -167,3 +182,46 @@ def flip_keypoints(keypoints: np.ndarray, width: float, flip_index: np.ndarray) 
     kp = np.array(keypoints, dtype=np.float64, copy=True)
     kp[..., 0] = (width - 1.0) - kp[..., 0]
     return kp[..., np.asarray(flip_index), :]
+
+
+def pose_boxes(keypoints: np.ndarray, bboxes: np.ndarray | None, box: str = "keypoints",
+               absent_policy: str = DEFAULT_ABSENT_POLICY) -> tuple[np.ndarray, np.ndarray]:
+    """The person box PoseFix crops each input pose around (before the top-down padding and aspect ratio).
+
+    Args:
+        keypoints: (N, K, 3) input poses x, y, confidence (image pixels).
+        bboxes: (N, 4) x, y, w, h, NaN rows where a record has no ``bbox``; None: no boxes at all.
+        box: ``keypoints`` (the predicted keypoints' box x 1.2; a pose with a degenerate box falls back to its
+            bbox) or ``bbox`` (the bbox field).
+
+    Returns:
+        boxes (N, 4) x, y, w, h and ok (N,) bool (False: no usable box; its row is zeros).
+    """
+    kp = np.asarray(keypoints, dtype=np.float64)
+    n = kp.shape[0]
+    bb = np.full((n, 4), np.nan) if bboxes is None else np.asarray(bboxes, dtype=np.float64).reshape(n, 4)
+    bb_ok = np.isfinite(bb).all(axis=1) & (np.nan_to_num(bb[:, 2]) > 1) & (np.nan_to_num(bb[:, 3]) > 1)
+    if box == "bbox":
+        return np.where(bb_ok[:, None], bb, 0.0), bb_ok
+    if box != "keypoints":
+        raise PosefixError(f"unknown crop box {box!r} (known: {', '.join(BOX_MODES)})")
+    kb = keypoints_to_box(kp, ~absent_mask(kp, absent_policy))
+    c = kb[:, :2] + kb[:, 2:] / 2
+    kb = np.concatenate([c - kb[:, 2:] * KEYPOINT_BOX_SCALE / 2, kb[:, 2:] * KEYPOINT_BOX_SCALE], axis=1)
+    kb_ok = (kb[:, 2] > 1) | (kb[:, 3] > 1)  # a pose spread along one line still has a scale
+    return np.where(kb_ok[:, None], kb, np.where(bb_ok[:, None], bb, 0.0)), kb_ok | bb_ok
+
+
+def record_bboxes(records: Sequence[dict]) -> np.ndarray:
+    """(N, 4) the records' ``bbox`` fields, NaN rows where a record has none."""
+    return np.asarray([_bbox(r) for r in records], dtype=np.float64).reshape(len(records), 4)
+
+
+def _bbox(record: dict) -> list[float]:
+    b = record.get("bbox")
+    if isinstance(b, (list, tuple)) and len(b) == 4:
+        try:
+            return [float(v) for v in b]
+        except (TypeError, ValueError):
+            pass
+    return [np.nan] * 4

@@ -1,4 +1,5 @@
 """The sentences that judge results: their rules on hand-made seed stats."""
+import pytest
 
 from posefix_bench.record.stats import compare, judge, resolution, seed_stat
 from posefix_bench.reporting.gate_verdicts import gate_sentences
@@ -293,3 +294,23 @@ def test_gate_readings_judged_by_their_intervals():
                        "gated +0.001 (95% interval [-0.002, +0.004]) AP, no change the validation set resolves; the "
                        "gate took 50% of the refinable keypoints.")
     assert "changes AP by less than the resolution 0.010" in gate_sentences(rows, 0.01)[0]  # no intervals
+
+
+def test_method_sentence_names_the_best_and_holds_posefix_against_its_rivals():
+    from posefix_bench.reporting.verdicts import beats, method_sentence
+
+    one = lambda v: seed_stat({0: v})  # noqa: E731
+    assert beats(one(0.05), one(0.01), 0.02) == {"beats": True, "diff": pytest.approx(0.04), "bound": 0.02}
+    assert not beats(one(0.02), one(0.01), 0.02)["beats"]  # within the resolution
+    assert not beats(seed_stat({0: 0.05, 1: 0.0}), one(0.01), 0.02)["beats"]  # within the seed spread 0.05
+    methods = [("posefix", "posefix", one(0.05)), ("re-estimate", "re-estimate", one(0.01)),
+               ("pose-prior", "pose-prior", one(0.04)), ("identity", "identity", one(0.0))]
+    text = method_sentence("src", methods, 0.02)
+    assert text.startswith("On src, the best method is posefix (+0.050 AP), ahead of pose-prior by 0.010 AP, within "
+                           "the noise bound 0.020")
+    assert "posefix beats re-estimate beyond the noise bound 0.020 (+0.050 vs +0.010 AP)" in text
+    assert "posefix does not beat pose-prior beyond the noise bound 0.020 (+0.050 vs +0.040 AP)" in text
+    text = method_sentence("src", [methods[0], methods[3]], 0.02)
+    assert "beyond the noise bound 0.020" in text and "no re-estimate or pose-prior method" in text
+    assert method_sentence("src", [methods[3]], 0.02).endswith("; no posefix method ran.")
+    assert method_sentence("src", [("x", "identity", None)], 0.02) is None
