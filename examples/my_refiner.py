@@ -4,7 +4,7 @@ It reads a COCO keypoint results file and writes one, one record per input recor
 keeps every other field of each input record, keeps keypoints the input did not predict (confidence 0) absent, and
 checks the output is one to one. Two ways in, both used in README.md ("Benchmark your own refiner"):
 
-- as a program (method type ``command``): ``python examples/my_refiner.py {input} {output}``;
+- as a program (method type ``command``): ``{python} examples/my_refiner.py {input} {output}``;
 - as a Python callable (method type ``python``): ``my_refiner:refine`` with ``examples/`` on ``PYTHONPATH``.
 
 What it does, as a stand-in for a model: it pulls each predicted keypoint a fraction ``PULL`` of the way towards the

@@ -24,19 +24,25 @@ def _commands() -> list[str]:
 
 @pytest.mark.slow
 def test_the_readme_example_runs_verbatim(tmp_path):
-    shims = tmp_path / "bin"  # `posefix-bench` and `python` are this interpreter (a checkout need not be installed)
-    shims.mkdir()
-    for name, target in (("posefix-bench", f'"{sys.executable}" -m posefix_bench.cli'),
-                         ("python", f'"{sys.executable}"')):
-        (shims / name).write_text(f'#!/bin/sh\nexec {target} "$@"\n')
-        (shims / name).chmod(stat.S_IRWXU)
+    # a folder laid out as a fresh clone after `make setup`: examples/ and ablations/ of this checkout, ../shared
+    # beside it, `.venv/bin/posefix-bench` (this interpreter, this checkout); no `python` on PATH is needed
+    root, shared = tmp_path / "repo", REPO.parent / "shared"
+    root.mkdir()
+    for name in ("examples", "ablations"):
+        (root / name).symlink_to(REPO / name, target_is_directory=True)
+    (tmp_path / "shared").symlink_to(shared, target_is_directory=True)
+    bin_dir = root / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "posefix-bench").write_text(f'#!/bin/sh\nexport PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{REPO}"\n'
+                                           f'exec "{sys.executable}" -m posefix_bench.cli "$@"\n')
+    (bin_dir / "posefix-bench").chmod(stat.S_IRWXU)
     out = tmp_path / "out"
-    env = dict(os.environ, PATH=f"{shims}{os.pathsep}{os.environ['PATH']}", OUT=str(out),
-               POSEFIX_CACHE=str(tmp_path / "cache"))
+    env = dict(os.environ, OUT=str(out), POSEFIX_CACHE=str(tmp_path / "cache"))
     env.pop("PYTHONPATH", None)
     commands = _commands()
-    assert len(commands) >= 4 and any(c.startswith("PYTHONPATH=examples posefix-bench bench") for c in commands)
-    done = subprocess.run(["bash", "-e", "-c", "\n".join(commands)], cwd=REPO, env=env, capture_output=True,
+    assert len(commands) >= 4 and any(c.startswith("PYTHONPATH=examples .venv/bin/posefix-bench bench")
+                                      for c in commands)
+    done = subprocess.run(["bash", "-e", "-c", "\n".join(commands)], cwd=root, env=env, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "my-refiner" not in done.stderr  # no method error

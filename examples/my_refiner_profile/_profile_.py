@@ -15,7 +15,7 @@ profile = dict(
     methods=[
         dict(name='posefix', type='posefix'),
         dict(name='identity', type='identity'),
-        dict(name='my-refiner', type='command', command='python examples/my_refiner.py {input} {output}'),
+        dict(name='my-refiner', type='command', command='{python} examples/my_refiner.py {input} {output}'),
         dict(name='my-refiner-py', type='python', callable='my_refiner:refine'),
         dict(name='pose-prior', type='pose-prior'),
     ],

@@ -93,11 +93,6 @@ class Profile:
             raise KeyError(f"profile section {name!r} is not in the schema (posefix_bench/bench/profile_schema.py)")
         return copy.deepcopy(self.sections[name] if name in self.sections else SECTIONS[name].default)
 
-    @property
-    def raw(self) -> dict:
-        """The checked sections (the name branches written before the schema use; new code: :meth:`section`)."""
-        return self.sections
-
 
 def list_profiles() -> list[str]:
     return sorted(p.name for p in ABLATIONS_DIR.iterdir() if (p / "_profile_.py").is_file())

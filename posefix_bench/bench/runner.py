@@ -46,7 +46,7 @@ from posefix_bench.bench.occluded import dedicated_occluded, occluded_question
 from posefix_bench.bench.steps import BenchSteps, run_samples
 from posefix_bench.hashing import canonical_hash
 from posefix_bench.progress import Progress, no_progress
-from posefix_bench.record.intervals import baseline_comparisons, paired_comparisons
+from posefix_bench.record.intervals import baseline_comparisons, method_comparisons, paired_comparisons
 from posefix_bench.record.metrics import ablation_metrics, baseline_metrics
 from posefix_bench.record.schema import (
     AblationResult, BenchRecord, DataInfo, FreeBaseline, GateInfo, GateRun, MixInfo, Run, SourceRun, shown_path,
@@ -204,6 +204,10 @@ class BenchRunner:
         boot_seconds += time.perf_counter() - t_paired
         lap("fps")
         methods = self._methods(ordered)
+        t_paired = time.perf_counter()
+        method_comparisons(methods, {m.name: run_samples(m.runs) for m in methods})
+        boot_seconds += time.perf_counter() - t_paired
+        boot_seconds += sum((r.bootstrap or {}).get("seconds") or 0.0 for m in methods for r in m.runs)
         lap("refinement methods")
         # the paired bootstrap's cost: worker time inside the analyses (beside the other work of that phase) and
         # the comparisons between ablations here

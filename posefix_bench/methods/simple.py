@@ -3,8 +3,9 @@
 - ``identity`` returns its input: the control that proves the pipeline (refine -> results -> evaluation) adds
   nothing; its AP delta must be exactly 0.
 - ``command`` runs any program (any language) that reads a COCO keypoint results file and writes one, e.g.
-  ``python my_refiner.py {input} {output}``; the placeholders ``{input}``, ``{output}``, ``{images}`` (the image
-  folder) and ``{gt}`` (the annotation file) are filled in per argument after splitting the command the shell's way
+  ``{python} my_refiner.py {input} {output}``; the placeholders ``{input}``, ``{output}``, ``{images}`` (the image
+  folder), ``{gt}`` (the annotation file) and ``{python}`` (the interpreter the bench runs on, so a Python script
+  needs no ``python`` on PATH) are filled in per argument after splitting the command the shell's way
   (:func:`shlex.split`), so paths with spaces stay one argument. A non-zero exit, a missing or malformed output, or
   one that is not one to one with the input is a one-line error naming the method and the program's last stderr line.
   This is how a released model in another framework (PoseFix's TensorFlow code, BUCTD) joins the bench: a script.
@@ -23,6 +24,7 @@ import shlex
 import shutil
 import string
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -34,7 +36,7 @@ from posefix_bench.structures.results import DEFAULT_ABSENT_POLICY
 
 __all__ = ["IdentityMethod", "CommandMethod", "PythonMethod", "PLACEHOLDERS", "parse_callable"]
 
-PLACEHOLDERS = ("input", "output", "images", "gt")
+PLACEHOLDERS = ("input", "output", "images", "gt", "python")  # python: the interpreter running the bench
 
 
 class IdentityMethod(Method):
@@ -88,7 +90,7 @@ class CommandMethod(Method):
         self.cwd = None if cwd is None else Path(cwd)
         if self.cwd is not None and not self.cwd.is_dir():
             raise PosefixError(f"{where}: cwd {self.cwd}: folder not found")
-        program = self.argv[0]
+        program = self.argv[0].replace("{python}", sys.executable)
         base = self.cwd or Path.cwd()
         if shutil.which(program) is None and not (os.sep in program and (base / program).is_file()):
             raise PosefixError(f"{where}: program {program!r} not found")
@@ -102,7 +104,7 @@ class CommandMethod(Method):
             paths = {"input": Path(tmp) / "input.json", "output": Path(tmp) / "output.json",
                      "images": Path(images).resolve(), "gt": Path(gt).resolve()}
             atomic_write_json(paths["input"], results, indent=None)
-            argv = [a.format(**{k: str(v) for k, v in paths.items()}) for a in self.argv]
+            argv = [a.format(python=sys.executable, **{k: str(v) for k, v in paths.items()}) for a in self.argv]
             try:
                 done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, cwd=self.cwd,
                                       stdin=subprocess.DEVNULL)

@@ -21,7 +21,7 @@ import numpy as np
 from posefix_bench.evaluation.bootstrap import interval
 
 __all__ = ["PARTS", "same_draws", "delta_interval", "source_intervals", "overall_interval", "comparison",
-           "confidence_comparison", "paired_comparisons", "baseline_comparisons"]
+           "confidence_comparison", "paired_comparisons", "baseline_comparisons", "method_comparisons"]
 
 PARTS = ("all", "occluded")
 Samples = Mapping[str, np.ndarray]
@@ -209,3 +209,13 @@ def baseline_comparisons(baselines: Sequence, default: str | None, samples: dict
         mine, theirs = (own.get(b.name) or {}).get(b.source), (samples.get(default) or {}).get(b.source)
         if default and mine and theirs:
             b.metrics["paired"] = {default: {"all": comparison({b.source: mine}, {b.source: theirs})}}
+
+
+def method_comparisons(methods: Sequence, samples: dict) -> None:
+    """Fill each refinement method's ``metrics["paired"]`` with every other method of the profile: its refined AP
+    minus the other's per source on shared draws (:func:`comparison`; ``samples``: {method: {source: {seed:
+    samples}}}), so that "posefix beats re-estimate" is read from the interval of their difference (issue 26)."""
+    for m in methods:
+        mine = samples.get(m.name) or {}
+        m.metrics["paired"] = {o.name: comparison(mine, samples.get(o.name) or {}) for o in methods
+                               if o is not m and mine and samples.get(o.name)}

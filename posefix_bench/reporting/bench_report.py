@@ -165,7 +165,7 @@ def write_reports(record: BenchRecord, out_dir: str | os.PathLike, date: str | N
                                            data_warnings=list(record.data_warnings)), record.cache_root))
     for m in record.methods:  # <out>/methods/<method>/metrics.json
         atomic_write_json(out / "methods" / m.name / "metrics.json",
-                          shown_paths(dict(m.metrics, verdict={n: judge(r["delta"], ctx.resolution)
+                          shown_paths(dict(m.metrics, verdict={n: source_verdict(r, ctx.resolution)
                                                                for n, r in m.metrics["sources"].items()},
                                            resolution=ctx.resolution, evaluator=record.evaluator,
                                            data_warnings=list(record.data_warnings)), record.cache_root))

@@ -28,11 +28,10 @@ __all__ = [
     "paired_record", "relation_sentence",
     "verdict_sentence", "ranking_sentences", "default_sentences", "component_effects", "component_sentences",
     "curve_sources", "curve_means", "deficit_sentence", "family_groups", "family_trend_sentences",
-    "free_baseline_sentence", "gain_trend_sentence", "RIVALS", "beats", "method_sentence",
+    "free_baseline_sentence", "gain_trend_sentence",
 ]  # fmt: skip
 
 COMPONENT_NAMES = {"prior": "the identity prior", "skip": "the stride-4 skip"}
-RIVALS = ("re-estimate", "pose-prior")  # the method types posefix is held against (issue 26)
 
 
 # -- numbers as text -----------------------------------------------------------------------------------------------
@@ -467,44 +466,3 @@ def family_trend_sentences(points: Sequence[tuple[str, float, float]], families:
             out.append(f"Within {fam} the gain {'shrinks' if change < 0 else 'grows'} as the input gets stronger: "
                        f"{steps}.")
     return out
-
-
-# -- refinement methods ----------------------------------------------------------------------------------------------
-def beats(a: Mapping, b: Mapping, resolution: float) -> dict:
-    """Whether a method's AP delta ``a`` beats ``b`` (seed stats) beyond the noise bound: ``{"beats", "diff",
-    "bound"}``, the bound as :func:`~posefix_bench.record.stats.compare` sets it (the larger seed spread, at least
-    the resolution). The one place a method comparison is judged: an interval can replace the bound here."""
-    c = compare(a, b, resolution)
-    return {"beats": c["state"] == "ahead", "diff": c["diff"], "bound": c["bound"]}
-
-
-def method_sentence(source: str, methods: Sequence[tuple[str, str, Mapping | None]], resolution: float) -> str | None:
-    """One sentence on a source's refinement methods (``(name, type, AP delta seed stat)``): the best one, whether
-    its lead over the next is beyond the noise bound, and whether the (first) posefix method beats each method of
-    the :data:`RIVALS` types beyond it (or that the profile has none)."""
-    scored = [(n, t, st) for n, t, st in methods if st is not None]
-    if not scored:
-        return None
-    ranked = sorted(scored, key=lambda m: -m[2]["mean"])
-    best = ranked[0]
-    text = f"On {source}, the best method is {best[0]} ({f3(best[2]['mean'], True)} AP)"
-    if len(ranked) > 1:
-        lead = beats(best[2], ranked[1][2], resolution)
-        text += (f", ahead of {ranked[1][0]} by {lead['diff']:.3f} AP, " +
-                 ("beyond" if lead["beats"] else "within") + f" the noise bound {lead['bound']:.3f}")
-    posefix = next((m for m in scored if m[1] == "posefix"), None)
-    if posefix is None:
-        return text + "; no posefix method ran."
-    parts, absent = [], []
-    for rival in RIVALS:
-        found = next((m for m in scored if m[1] == rival), None)
-        if found is None:
-            absent.append(rival)
-            continue
-        b = beats(posefix[2], found[2], resolution)
-        verb = "beats" if b["beats"] else "does not beat"
-        parts.append(f"{posefix[0]} {verb} {found[0]} beyond the noise bound {b['bound']:.3f} "
-                     f"({f3(posefix[2]['mean'], True)} vs {f3(found[2]['mean'], True)} AP)")
-    if absent:
-        parts.append(f"the profile has no {' or '.join(absent)} method to hold {posefix[0]} against")
-    return text + "; " + "; ".join(parts) + "."

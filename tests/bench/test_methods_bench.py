@@ -4,6 +4,7 @@ every source through the same analysis as the ablations and writes ``methods/<me
 "Refinement methods" table."""
 
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -84,6 +85,17 @@ def test_bench_runs_command_and_python_methods_beside_identity_and_posefix(tmp_p
             assert set(src["fixed"]) and src["per_keypoint"]["after"]
     for src in records["identity"]["sources"].values():
         assert src["delta"]["mean"] == 0.0  # exactly
+        assert src["ci95"] == [0.0, 0.0]  # the same keypoints on every draw
+    # every method against every other on the same bootstrap draws (issue 27): identity minus itself is 0
+    paired = records["posefix"]["paired"]
+    assert set(paired) == set(names) - {"posefix"}
+    for name in names:
+        for src, rec in records[name]["sources"].items():
+            assert rec["ci95"][0] <= rec["delta"]["mean"] <= rec["ci95"][1], (name, src)
+    for src, rec in paired["identity"]["sources"].items():
+        posefix = records["posefix"]["sources"][src]
+        assert rec["delta"] == pytest.approx(posefix["ap_after"]["mean"] - posefix["ap_before"])
+        assert rec["ci95"] == pytest.approx(posefix["ci95"])  # against identity: the delta's own interval
     assert records["shift"]["sources"]["synthetic-paper"]["delta"]["mean"] != 0.0  # the program's keypoints count
     assert records["re-estimate"]["untrained"] is True  # random weights: marked
     # the pose prior trained on the default ablation's samples for its budget (4 iterations of 8), moved keypoints
@@ -99,7 +111,8 @@ def test_bench_runs_command_and_python_methods_beside_identity_and_posefix(tmp_p
     index = (out / "tiny" / "index.md").read_text()
     assert "## Refinement methods" in index and "](methods/shift/metrics.json)" in index
     assert "On synthetic-paper, the best method is" in index
-    assert "posefix does not beat pose-prior" in index or "posefix beats pose-prior" in index
+    assert re.search(r"posefix (beats|is tied with|is behind) pose-prior \(.*; 95% interval", index)
+    assert "| 95% interval |" in index
     # --render-only: the same index from bench.json (the methods read back from the record)
     (out / "tiny" / "index.md").unlink()
     assert main(["bench", "--profile", str(profile), "--out", str(out), "--cache", str(cache), "--jobs", "1",
@@ -123,7 +136,7 @@ def test_bench_runs_command_and_python_methods_beside_identity_and_posefix(tmp_p
     ("[dict(name='a', type='posefix', ablation='nope')]", "ablation 'nope' is not an ablation"),
     ("[dict(name='a', type='posefix', checkpoint='x.pth')]", "'checkpoint' is set by the bench"),
     ("[dict(name='a', type='pose-prior', ablation='nope')]", "ablation 'nope' is not an ablation"),
-    ("[dict(type='identity')]", "needs a 'name' and a 'type'"),
+    ("[dict(type='identity')]", "profile.methods[0] lacks 'name'"),  # the profile schema's check
     ("[dict(name='a', type='re-estimate', estimator='synthetic-paper')]", "a synthetic source, not an mmpose"),
     ("[dict(name='a', type='re-estimate', estimator='nope')]", "'nope' is not an mmpose estimator card"),
 ])

@@ -11,7 +11,8 @@ import pytest
 
 from posefix_bench.evaluation.bootstrap import interval
 from posefix_bench.evaluation.pair import analyse_pair
-from posefix_bench.record.intervals import comparison, overall_interval, same_draws, source_intervals
+from posefix_bench.record.intervals import (comparison, method_comparisons, overall_interval, same_draws,
+                                            source_intervals)
 from posefix_bench.record.metrics import ablation_metrics
 from posefix_bench.synthesis.mixes import get_mix
 from posefix_bench.synthesis.synthesize import synthesize_results
@@ -69,6 +70,18 @@ def test_paired_comparison_of_two_ablations(pairs):
     assert two["overall"]["ci95"] == interval(both)
     assert overall_interval({"s": {0: a0}, "t": {0: a1}}) == interval(
         ((a0["all_after"] - a0["all_before"]) + (a1["all_after"] - a1["all_before"])) / 2)
+
+
+def test_every_method_is_compared_with_every_other_on_shared_draws(pairs):
+    (_, a0), (_, b0) = pairs["a0"], pairs["b0"]
+    methods = [SimpleNamespace(name=n, metrics={}) for n in ("m", "n", "none")]
+    method_comparisons(methods, {"m": {"src": {0: a0}}, "n": {"src": {0: b0}}})
+    m, n, none = methods
+    assert set(m.metrics["paired"]) == {"n"} and set(n.metrics["paired"]) == {"m"} and none.metrics["paired"] == {}
+    assert m.metrics["paired"]["n"] == comparison({"src": {0: a0}}, {"src": {0: b0}})
+    there, back = m.metrics["paired"]["n"]["sources"]["src"], n.metrics["paired"]["m"]["sources"]["src"]
+    assert there["delta"] == pytest.approx(-back["delta"]) and there["ci95"] == pytest.approx([-back["ci95"][1],
+                                                                                               -back["ci95"][0]])
 
 
 def test_metrics_carry_ci95_beside_each_delta(pairs, val_gt):

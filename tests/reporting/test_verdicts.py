@@ -297,20 +297,40 @@ def test_gate_readings_judged_by_their_intervals():
 
 
 def test_method_sentence_names_the_best_and_holds_posefix_against_its_rivals():
-    from posefix_bench.reporting.verdicts import beats, method_sentence
+    from posefix_bench.reporting.method_verdicts import beats, method_sentence
 
     one = lambda v: seed_stat({0: v})  # noqa: E731
-    assert beats(one(0.05), one(0.01), 0.02) == {"beats": True, "diff": pytest.approx(0.04), "bound": 0.02}
+    # an old record (no intervals): the noise bound
+    assert beats(one(0.05), one(0.01), 0.02) == {"beats": True, "state": "ahead", "diff": pytest.approx(0.04),
+                                                 "bound": 0.02, "ci95": None}
     assert not beats(one(0.02), one(0.01), 0.02)["beats"]  # within the resolution
     assert not beats(seed_stat({0: 0.05, 1: 0.0}), one(0.01), 0.02)["beats"]  # within the seed spread 0.05
     methods = [("posefix", "posefix", one(0.05)), ("re-estimate", "re-estimate", one(0.01)),
                ("pose-prior", "pose-prior", one(0.04)), ("identity", "identity", one(0.0))]
     text = method_sentence("src", methods, 0.02)
-    assert text.startswith("On src, the best method is posefix (+0.050 AP), ahead of pose-prior by 0.010 AP, within "
-                           "the noise bound 0.020")
-    assert "posefix beats re-estimate beyond the noise bound 0.020 (+0.050 vs +0.010 AP)" in text
-    assert "posefix does not beat pose-prior beyond the noise bound 0.020 (+0.050 vs +0.040 AP)" in text
+    assert text.startswith("On src, the best method is posefix (+0.050 AP), ahead of pose-prior by 0.010 AP, not "
+                           "resolved (noise bound 0.020)")
+    assert "posefix beats re-estimate (+0.050 vs +0.010 AP; noise bound 0.020)" in text
+    assert "posefix is tied with pose-prior (+0.050 vs +0.040 AP; noise bound 0.020)" in text
     text = method_sentence("src", [methods[0], methods[3]], 0.02)
-    assert "beyond the noise bound 0.020" in text and "no re-estimate or pose-prior method" in text
+    assert "posefix (+0.050 AP), ahead of identity" in text and "no re-estimate or pose-prior method" in text
     assert method_sentence("src", [methods[3]], 0.02).endswith("; no posefix method ran.")
     assert method_sentence("src", [("x", "identity", None)], 0.02) is None
+
+    # with the paired bootstrap (issue 27): the interval of the difference on the same draws decides, whatever the
+    # resolution says: a 0.010 lead below the resolution is resolved when its interval excludes 0, and a 0.040 lead
+    # above it is not when its interval contains 0
+    intervals = {("posefix", "pose-prior"): {"delta": 0.01, "ci95": [0.004, 0.016]},
+                 ("posefix", "re-estimate"): {"delta": 0.04, "ci95": [-0.01, 0.09]}}
+    assert beats(one(0.05), one(0.04), 0.02, intervals[("posefix", "pose-prior")]) == {
+        "beats": True, "state": "ahead", "diff": 0.01, "bound": None, "ci95": [0.004, 0.016]}
+    text = method_sentence("src", methods, 0.02, lambda a, b: intervals.get((a, b)))
+    assert text.startswith("On src, the best method is posefix (+0.050 AP), ahead of pose-prior by 0.010 AP, "
+                           "resolved (95% interval [+0.004, +0.016] of the difference over validation images, "
+                           "same draws)")
+    assert ("posefix is tied with re-estimate (+0.050 vs +0.010 AP; 95% interval [-0.010, +0.090] of the difference "
+            "over validation images, same draws)") in text
+    assert "posefix beats pose-prior (+0.050 vs +0.040 AP; 95% interval [+0.004, +0.016]" in text
+    behind = method_sentence("src", methods, 0.02, lambda a, b: {"delta": -0.02, "ci95": [-0.03, -0.01]}
+                             if (a, b) == ("posefix", "re-estimate") else None)
+    assert "posefix is behind re-estimate (+0.050 vs +0.010 AP; 95% interval [-0.030, -0.010]" in behind
