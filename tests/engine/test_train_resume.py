@@ -20,6 +20,7 @@ CONFIG = REPO / "ablations" / "coco-mini" / "r18_64x48_paper_lb-off_skip_train-c
 TINY = [
     "data.max_samples=16", "data.cache_images=True", "train.batch_size=4", "train.max_iters=10",
     "train.checkpoint_interval=3", "train.log_interval=2", "train.threads=1", "model.deconv_channels=64",
+    "train.amp=fp32",  # bit for bit: one precision for both runs, whatever each process's probe would pick (issue 25)
 ]
 
 
