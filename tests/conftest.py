@@ -51,3 +51,15 @@ def train_gt(train_gt_path) -> CocoDataset:
 @pytest.fixture(scope="session")
 def det_boxes_path(coco_mini_root) -> Path:
     return coco_mini_root / "annotations" / "test_coco_det_AP_H_56.json"
+
+
+# the results files of ../shared/notes/coco-analyze-reference.md (coco-analyze's own counts on coco-mini val)
+COCO_ANALYZE_REFERENCE = ("mediapipe_cocomini_val.json", "synthetic_paper_s1000.json", "noisy4x_cocomini_val.json")
+
+
+@pytest.fixture(scope="session")
+def reference_dir(coco_mini_root) -> Path:
+    path = coco_mini_root.parent / "coco-analyze-reference"
+    if not all((path / name).is_file() for name in COCO_ANALYZE_REFERENCE):
+        pytest.fail(f"coco-analyze reference files not found in {path} (a missing dataset is a failure)")
+    return path

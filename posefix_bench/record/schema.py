@@ -20,6 +20,7 @@ refinement pass (:class:`GateRun`); every other field of a run, of every ablatio
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any, Mapping
 
 from posefix_bench.codecs.taxonomy import ERROR_TYPES
 from posefix_bench.errors import PosefixError
+from posefix_bench.structures.io import to_jsonable
 
 __all__ = ["BENCH_FORMAT", "GATE_STATES", "DataInfo", "MixInfo", "SourceRun", "GateRun", "Run", "GateInfo",
            "AblationResult", "FreeBaseline", "MethodResult", "BenchRecord", "shown_path", "shown_text",
@@ -445,7 +447,10 @@ def keep_computing_run(new: BenchRecord, previous: BenchRecord | None) -> BenchR
     ``rerun_timings``; otherwise ``new`` is returned as it is."""
     if previous is None or previous.profile != new.profile:
         return new
-    results = [{k: v for k, v in r.to_dict().items() if k not in _RUN_FIELDS} for r in (new, previous)]
+    # as bench.json holds them: a record read back from JSON has string keys and lists where one built in memory has
+    # integer keys and tuples
+    results = [json.dumps(to_jsonable({k: v for k, v in r.to_dict().items() if k not in _RUN_FIELDS}),
+                          sort_keys=True) for r in (new, previous)]
     if results[0] != results[1]:
         return new
     return dataclasses.replace(new, timings=previous.timings, environment=previous.environment,

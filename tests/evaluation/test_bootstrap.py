@@ -26,14 +26,6 @@ REFERENCE = ("mediapipe_cocomini_val.json", "synthetic_paper_s1000.json", "noisy
 DRAWS = 6
 
 
-@pytest.fixture(scope="module")
-def reference_dir(coco_mini_root):
-    path = coco_mini_root.parent / "coco-analyze-reference"
-    if not all((path / name).is_file() for name in REFERENCE):
-        pytest.fail(f"coco-analyze reference files not found in {path} (a missing dataset is a failure)")
-    return path
-
-
 def _brute_force(gt: CocoDataset, results, image_ids, counts, person_ids, folder, absent_policy="absent"):
     """AP of pycocotools on the drawn images, each copy a new image."""
     data = gt.coco.dataset

@@ -27,14 +27,6 @@ REFERENCE = {
 ERRORS = ("good", "jitter", "inversion", "swap", "miss")
 
 
-@pytest.fixture(scope="module")
-def reference_dir(coco_mini_root):
-    path = coco_mini_root.parent / "coco-analyze-reference"
-    if not all((path / name).is_file() for name in REFERENCE):
-        pytest.fail(f"coco-analyze reference files not found in {path} (a missing dataset is a failure)")
-    return path
-
-
 def _counts(diag):
     return (diag["matched_detections"],) + tuple(diag["counts"][c] for c in ERRORS)
 

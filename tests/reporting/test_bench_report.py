@@ -446,7 +446,10 @@ def test_a_cached_rerun_keeps_the_time_of_the_run_that_computed_the_numbers(reco
 
     rerun = dataclasses.replace(record, timings={"data": 0.5, "total": 25.0}, environment=dict(
         record.environment, load_average_1min=0.1), cache_root="/elsewhere/cache")
-    kept = keep_computing_run(rerun, record)
+    # the previous record as the command reads it: back from bench.json (string keys, lists), the new one in memory
+    from posefix_bench.structures.io import to_jsonable
+
+    kept = keep_computing_run(rerun, BenchRecord.from_dict(json.loads(json.dumps(to_jsonable(record.to_dict())))))
     assert kept.timings == record.timings and kept.environment == record.environment
     assert kept.rerun_timings == {"data": 0.5, "total": 25.0} and kept.cache_root == "/elsewhere/cache"
     again = keep_computing_run(dataclasses.replace(rerun, timings={"total": 20.0}), kept)  # a rerun of the rerun
